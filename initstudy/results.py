@@ -1,0 +1,51 @@
+"""The JSON forms of results (results.json, losses.json) and the series they hold.
+
+JSON has no inf or nan: a non-finite number is written as null, and the `saturated` flag (walk)
+or `steps_to_nan` (ablate) says why. Floats are written with repr, so they read back bit for bit.
+"""
+import json
+import math
+
+import numpy as np
+
+
+def jsonable(values) -> list:
+    return [None if v is None or not math.isfinite(v) else float(v) for v in np.asarray(values, float).tolist()]
+
+
+def from_json(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, allow_nan=False) + "\n"
+
+
+def walk_json(config: dict, results) -> dict:
+    """results.json of lab 00: per init, per layer."""
+    out = {"experiment": "10-variance-walk", "config": config, "inits": {}}
+    for r in results:
+        var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
+        out["inits"][r.init] = {
+            "weight_seed": r.weight_seed,
+            "sigma_w2": r.sigma2,
+            "layers": [
+                {"layer_idx": l, "var_empirical": var[l], "var_theoretical_prediction": pred[l],
+                 "var_closed_form": theory[l], "saturated": bool(r.saturated[l])}
+                for l in range(len(var))
+            ],
+        }
+    return out
+
+
+WALK_SERIES = {"var_empirical": "var", "var_theoretical_prediction": "var_pred", "var_closed_form": "var_theory",
+               "saturated": "saturated"}
+
+
+def walk_series(doc: dict) -> dict:
+    """{'<init>/<series>': array} from a results.json document, for comparison."""
+    out = {}
+    for init, block in doc["inits"].items():
+        for key, name in WALK_SERIES.items():
+            out[f"{init}/{name}"] = from_json([float(l[key]) if l[key] is not None else None for l in block["layers"]])
+    return out

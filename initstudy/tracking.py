@@ -1,0 +1,94 @@
+"""The only module that talks to MLflow: runs, nested runs, batched metrics, artifacts, datasets.
+
+`import mlflow` costs seconds, so it happens here, after the input has been validated. Metrics are
+always sent with log_batch (one call per ~1000 points), never point by point.
+"""
+import os
+import time
+
+PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_TAG = "initstudy.experiment"  # the lab a run belongs to, whatever MLflow experiment holds it
+ROLE_TAG = "initstudy.role"  # parent | child | single
+INIT_TAG = "initstudy.init"
+OUTCOME_TAG = "initstudy.outcome"
+
+# An unreachable server must fail within seconds, not after MLflow's minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+class Tracker:
+    def __init__(self, tracking_uri: str | None = None):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri or mlflow.get_tracking_uri()
+        self.client = MlflowClient(self.uri)
+
+    def experiment_id(self) -> str:
+        """The experiment `mlflow run` chose (env), else MLFLOW_EXPERIMENT_NAME, else Default."""
+        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            return os.environ["MLFLOW_EXPERIMENT_ID"]
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+        if name:
+            exp = self.client.get_experiment_by_name(name)
+            return exp.experiment_id if exp else self.client.create_experiment(name)
+        exp = self.client.get_experiment_by_name("Default")
+        return exp.experiment_id if exp else "0"
+
+    def start_run(self, name: str, parent: str | None = None, tags: dict | None = None) -> str:
+        """A run to record into: the one `mlflow run` opened (MLFLOW_RUN_ID) for a top-level run,
+        else a new one; a child when `parent` is given."""
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent is None and os.environ.get("MLFLOW_RUN_ID"):
+            run_id = os.environ["MLFLOW_RUN_ID"]
+            self.log(run_id, tags={"mlflow.runName": name, **tags})
+            return run_id
+        if parent is not None:
+            tags[PARENT_TAG] = parent
+            experiment_id = self.client.get_run(parent).info.experiment_id
+        else:
+            experiment_id = self.experiment_id()
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def log(self, run_id: str, params: dict | None = None, metrics=(), tags: dict | None = None):
+        """params/tags: {key: value}; metrics: iterable of (key, value, step)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, int(s)) for k, v, s in metrics],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_artifacts(self, run_id: str, folder):
+        self.client.log_artifacts(run_id, str(folder))
+
+    def log_dataset(self, run_id: str, name: str, features, targets=None, context: str = "training"):
+        """Record a numpy dataset with MLflow's dataset API, so its digest is on the run."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        ds = mlflow.data.from_numpy(features, targets=targets, name=name)
+        entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+        self.client.log_inputs(run_id, datasets=[entity])
+        return ds.digest
+
+    def end(self, run_id: str, status: str = "FINISHED"):
+        self.client.set_terminated(run_id, status=status)
+
+
+def redact_uri(uri: str) -> str:
+    """The tracking URI without user:password@ (safe to record)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))

@@ -1,0 +1,69 @@
+"""Shared test helpers: a real SQLite MLflow store on disk and the real command line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Store:
+    """A fresh SQLite tracking store with its experiment created up front (as a sweep's parent
+    does), artifacts under the same temporary folder."""
+
+    def __init__(self, root: Path, name="tests"):
+        from mlflow.tracking import MlflowClient
+
+        self.root = root
+        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = self.client.create_experiment(name, artifact_location=(root / "artifacts").as_uri())
+
+    def env(self, **extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(MLFLOW_TRACKING_URI=self.uri, MLFLOW_EXPERIMENT_ID=self.experiment_id, **extra)
+        return env
+
+    def runs(self, filter_string=""):
+        return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000)
+
+    def artifact_names(self, run_id, path=None):
+        return sorted(Path(a.path).name for a in self.client.list_artifacts(run_id, path))
+
+    def download(self, run_id, path) -> Path:
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(self.root / "dl" / run_id),
+                                       tracking_uri=self.uri))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path)
+
+
+def mlflow_run(store: Store, entry: str, timeout=600, cwd=REPO, **params) -> subprocess.CompletedProcess:
+    """The user's command: `mlflow run . -e ENTRY -P k=v ... --env-manager local`."""
+    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
+    for k, v in params.items():
+        cmd += ["-P", f"{k}={v}"]
+    return subprocess.run(cmd, env=store.env(), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def initstudy(*args, env=None, cwd=REPO, timeout=300) -> subprocess.CompletedProcess:
+    """`python -m initstudy ARGS` as a user would type it."""
+    return subprocess.run([sys.executable, "-m", "initstudy", *map(str, args)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *words):
+    """One clear line on stderr naming what is wrong, non-zero exit, no traceback."""
+    err = proc.stderr.strip()
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = [l for l in err.splitlines() if "error" in l.lower()]
+    assert len(lines) >= 1, err
+    for w in words:
+        assert w in err, (w, err)
