@@ -4,10 +4,9 @@ Every parameter arrives as a string and is validated before MLflow is imported, 
 costs milliseconds and gets one line: what is wrong and what is allowed.
 """
 import argparse
-import dataclasses
 import sys
 
-from initstudy.config import ConfigError, parse
+from initstudy.config import ConfigError
 
 
 class UsageError(Exception):
@@ -19,38 +18,22 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _config_options(parser, cls):
-    for f in dataclasses.fields(cls):
-        flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
-        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE",
-                            help=f"default {f.default!r}")
-
-
-def _config(cls, args):
-    raw = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
-    return parse(cls, raw)
-
-
-def cmd_walk(args):
-    from initstudy import jobs
-    from initstudy.walk import WalkConfig
-
-    config = _config(WalkConfig, args)
-    jobs.init_names(args.init)
-    out = jobs.walk(config, args.init, args.tracking_uri)
-    print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})")
+# `mlflow run` entry points: initstudy.jobs.<name> has HELP, add_arguments(parser), main(args)
+ENTRIES = ("walk", "ablate")
+# other commands: initstudy.<name> has HELP, add_arguments(parser), main(args)
+TOOLS = ()
 
 
 def build_parser():
-    from initstudy.walk import WalkConfig
+    import importlib
 
     parser = Parser(prog="initstudy", description=__doc__)
     sub = parser.add_subparsers(dest="entry", required=True, parser_class=Parser)
-    p = sub.add_parser("walk", help="lab 00: per-layer activation variance under each init")
-    p.add_argument("--init", default="all", help="all, or one init scheme")
-    p.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
-    _config_options(p, WalkConfig)
-    p.set_defaults(func=cmd_walk)
+    for name in ENTRIES + TOOLS:
+        module = importlib.import_module(f"initstudy.jobs.{name}" if name in ENTRIES else f"initstudy.{name}")
+        p = sub.add_parser(name, help=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
     return parser
 
 

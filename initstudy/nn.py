@@ -1,7 +1,7 @@
 """Layers with hand-written forward and backward, in numpy, micrograd-style.
 
-Every layer keeps what its backward needs from the last forward (`x`, `out`), so the diagnostics
-can read activations and gradients after a step. Shapes: x is (batch, features); a Linear weight
+Every layer keeps what its backward needs from the last forward (`x`, `out`) and the gradient of
+its output from the last backward (`grad_out`), so the diagnostics can read both after a step. Shapes: x is (batch, features); a Linear weight
 is (fan_in, fan_out), so y = x @ W + b.
 """
 import numpy as np
@@ -22,6 +22,7 @@ class Linear:
         return self.out
 
     def backward(self, dout):
+        self.grad_out = dout
         self.grad_weight = self.x.T @ dout
         self.grad_bias = dout.sum(axis=0)
         return dout @ self.weight.T
@@ -46,6 +47,7 @@ class Identity:
         return x
 
     def backward(self, dout):
+        self.grad_out = dout
         return dout
 
     def params(self):
@@ -62,6 +64,7 @@ class ReLU:
         return self.out
 
     def backward(self, dout):
+        self.grad_out = dout
         return dout * (self.out > 0)
 
     def params(self):
@@ -82,6 +85,7 @@ class Tanh:
         return self.out
 
     def backward(self, dout):
+        self.grad_out = dout
         return dout * (1 - self.out**2)
 
     def params(self):
@@ -129,6 +133,7 @@ class BatchNorm1d:
         return self.out
 
     def backward(self, dout):
+        self.grad_out = dout
         self.grad_gamma = (dout * self.x_hat).sum(axis=0)
         self.grad_beta = dout.sum(axis=0)
         dx_hat = dout * self.gamma
@@ -165,6 +170,17 @@ class MLP:
     @property
     def linears(self):
         return [l for l in self.layers if isinstance(l, Linear)]
+
+    @property
+    def blocks(self):
+        """(linear, block output layer, activation class) per Linear: the block is the Linear and
+        what follows it up to the next Linear; the last block's output is the logits."""
+        starts = [i for i, l in enumerate(self.layers) if isinstance(l, Linear)] + [len(self.layers)]
+        out = []
+        for a, b in zip(starts[:-1], starts[1:]):
+            act = next((type(l) for l in self.layers[a:b] if type(l) in ACTIVATIONS.values()), Identity)
+            out.append((self.layers[a], self.layers[b - 1], act))
+        return out
 
     def forward(self, x):
         for layer in self.layers:
@@ -211,3 +227,8 @@ class SGD:
             v *= self.momentum
             v += g
             p -= self.lr * v
+
+    def update_of(self, params, p):
+        """The last step's update of parameter p: lr * v."""
+        i = next(i for i, (q, _) in enumerate(params) if q is p)
+        return self.lr * self.velocity[i]

@@ -6,7 +6,6 @@ environment variables, no credentials).
 import functools
 import glob
 import importlib.metadata
-import os
 import platform
 import subprocess
 from pathlib import Path

@@ -49,3 +49,30 @@ def walk_series(doc: dict) -> dict:
         for key, name in WALK_SERIES.items():
             out[f"{init}/{name}"] = from_json([float(l[key]) if l[key] is not None else None for l in block["layers"]])
     return out
+
+
+def ablate_json(config: dict, results) -> dict:
+    """losses.json of lab 01: every step's loss, the val points and the outcome per init."""
+    out = {"experiment": "10-init-matters", "config": config, "inits": {}}
+    for r in results:
+        out["inits"][r.init] = {
+            "weight_seed": r.weight_seed,
+            "outcome": r.outcome,
+            "steps_to_nan": r.steps_to_nan,
+            "flatline_step": r.flatline_step,
+            "loss": jsonable(r.losses),
+            "val": {"step": [int(s) for s in r.val_steps], "loss": jsonable(r.val_loss), "acc": jsonable(r.val_acc)},
+            "summary": {k: v if v is None or isinstance(v, int) else jsonable([v])[0] for k, v in r.summary().items()},
+        }
+    return out
+
+
+def ablate_series(doc: dict) -> dict:
+    """{'<init>/<series>': array} from a losses.json document, for comparison."""
+    out = {}
+    for init, block in doc["inits"].items():
+        out[f"{init}/loss"] = from_json(block["loss"])
+        out[f"{init}/val_step"] = np.array(block["val"]["step"], float)
+        out[f"{init}/val_loss"] = from_json(block["val"]["loss"])
+        out[f"{init}/val_acc"] = from_json(block["val"]["acc"])
+    return out

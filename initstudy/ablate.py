@@ -1,0 +1,216 @@
+"""Lab 01, the init ablation: train a deep MLP on the synthetic set under one init.
+
+Pure: AblateConfig + init in, AblateResult out (arrays and numbers). The data and the batch order
+come from `data_seed` and are the same for every init; the weights from a seed derived per init.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from initstudy import data, diagnostics, inits, nn, seeds
+from initstudy.config import at_least, one_of, positive, ConfigError
+
+EXPERIMENT = "10-init-matters"
+DTYPES = ("float32", "float64")
+NORMS = ("none", "batchnorm")
+
+# Flatline: the run ends stuck at random guessing: the last FLAT_WINDOW losses all lie within
+# FLAT_BAND of ln(classes) and their least-squares slope is below FLAT_SLOPE per step (a fall of
+# < 0.002 over the window). A run that sits on the plateau and then leaves it (Xavier, measured:
+# 300-800 steps) is slow, not flat; its slope over the last 200 steps says how slow.
+FLAT_WINDOW = 200
+FLAT_BAND = 0.02
+FLAT_SLOPE = 1e-5
+
+
+@dataclass(frozen=True)
+class AblateConfig:
+    depth: int = 12
+    width: int = 256
+    input_dim: int = 256
+    classes: int = 2
+    activation: str = "relu"
+    norm: str = "none"
+    gain: float = 1.0
+    lr: float = 1e-3
+    momentum: float = 0.9
+    batch: int = 64
+    steps: int = 1000
+    dtype: str = "float32"
+    seed: int = 42
+    data_seed: int = 42
+    n_train: int = 1000
+    n_val: int = 200
+    eval_every: int = 10
+    diag_every: int = 10
+
+    def validate(self):
+        for name in ("depth", "width", "input_dim", "batch", "steps", "n_train", "n_val", "eval_every",
+                     "diag_every", "gain", "lr"):
+            positive(name, getattr(self, name))
+        at_least("classes", self.classes, 2)
+        at_least("seed", self.seed, 0)
+        at_least("data_seed", self.data_seed, 0)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.batch > self.n_train:
+            raise ConfigError(f"batch must be <= n_train ({self.n_train}), got {self.batch}")
+        one_of("activation", self.activation, tuple(nn.ACTIVATIONS))
+        one_of("norm", self.norm, NORMS)
+        one_of("dtype", self.dtype, DTYPES)
+
+    def weight_seed(self, init: str) -> int:
+        return seeds.derive_seed(self.seed, f"ablate/weights/{init}")
+
+    def stream_seeds(self) -> dict:
+        """The seeds data.py derives from data_seed, recorded so a reader need not re-derive them."""
+        return {"data_seed": self.data_seed, "data": seeds.derive_seed(self.data_seed, "data"),
+                "batches": seeds.derive_seed(self.data_seed, "batches")}
+
+
+@dataclass
+class AblateResult:
+    init: str
+    weight_seed: int
+    losses: np.ndarray  # (steps,) loss before update s; nan after divergence stops training
+    val_steps: np.ndarray  # steps at which val was measured (s: after s updates)
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    diag_steps: np.ndarray
+    diag: dict  # stat -> (len(diag_steps), depth)
+    hist_act: dict  # "init" | "end" -> [(counts, edges)] per hidden block
+    hist_grad: dict
+    steps_to_nan: int | None
+    flatline_step: int | None
+    outcome: str  # trained | diverged | flatlined
+    initial_loss: float
+    expected_initial_loss: float  # ln(classes): the loss of a uniform prediction
+    final_loss: float
+    final_val_acc: float
+    loss_slope_last200: float
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "initial_loss": self.initial_loss,
+            "expected_initial_loss": self.expected_initial_loss,
+            "final_loss": self.final_loss,
+            "final_val_acc": self.final_val_acc,
+            "loss_slope_last200": self.loss_slope_last200,
+            "steps_to_nan": self.steps_to_nan,
+            "flatline_step": self.flatline_step,
+        }
+
+
+def slope(y: np.ndarray) -> float:
+    """Least-squares slope of y against its index (per step)."""
+    if len(y) < 2 or not np.all(np.isfinite(y)):
+        return float("nan")
+    x = np.arange(len(y), dtype=float)
+    x -= x.mean()
+    return float(np.dot(x, y - y.mean()) / np.dot(x, x))
+
+
+def _flat(window: np.ndarray, level: float) -> bool:
+    return bool(np.all(np.abs(window - level) < FLAT_BAND)) and abs(slope(window)) < FLAT_SLOPE
+
+
+def flatline_start(losses: np.ndarray, level: float) -> int | None:
+    """Where the flat stretch that ends the run began (None if the run does not end flat)."""
+    n, w = len(losses), FLAT_WINDOW
+    if n < w or not _flat(losses[n - w:], level):
+        return None
+    s = n - w
+    while s > 0 and _flat(losses[s - 1:s - 1 + w], level):
+        s -= 1
+    return s
+
+
+def outcome_of(losses, steps_to_nan, level) -> tuple[str, int | None]:
+    if steps_to_nan is not None:
+        return "diverged", None
+    flat = flatline_start(losses, level)
+    return ("flatlined", flat) if flat is not None else ("trained", None)
+
+
+def evaluate(model, x, y) -> tuple[float, float]:
+    model.train(False)
+    with np.errstate(all="ignore"):
+        logits = model.forward(x)
+        loss, _ = nn.cross_entropy(logits, y)
+    model.train(True)
+    return float(loss), float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def build_model(config: AblateConfig, init: str) -> nn.MLP:
+    return nn.MLP.build(seeds.rng(config.weight_seed(init)), depth=config.depth, width=config.width,
+                        input_dim=config.input_dim, classes=config.classes, activation=config.activation,
+                        norm=config.norm, init=init, gain=config.gain, dtype=np.dtype(config.dtype))
+
+
+def dataset(config: AblateConfig) -> data.Dataset:
+    return data.synthetic(config.data_seed, config.n_train, config.n_val, config.input_dim, config.classes,
+                          config.dtype)
+
+
+def _hidden_outputs(model):
+    return [last.out for _, last, _ in model.blocks[:-1]], [last.grad_out for _, last, _ in model.blocks[:-1]]
+
+
+def train(config: AblateConfig, init: str, ds: data.Dataset | None = None) -> AblateResult:
+    one_of("init", init, tuple(inits.INITS))
+    ds = ds or dataset(config)
+    model = build_model(config, init)
+    opt = nn.SGD(model.params(), config.lr, config.momentum)
+    batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    steps = config.steps
+    losses = np.full(steps, np.nan)
+    val_steps, val_loss, val_acc, diag_steps = [], [], [], []
+    diag = {k: [] for k in diagnostics.STATS}
+    hist_act, hist_grad = {}, {}
+    steps_to_nan = None
+    updates = 0
+    with np.errstate(all="ignore"):  # overflow is an outcome here, recorded, not a warning
+        for s in range(steps):
+            if s % config.eval_every == 0:
+                vl, va = evaluate(model, ds.x_val, ds.y_val)
+                val_steps.append(s), val_loss.append(vl), val_acc.append(va)
+            idx = next(batches)
+            logits = model.forward(ds.x_train[idx])
+            loss, dlogits = nn.cross_entropy(logits, ds.y_train[idx])
+            losses[s] = loss
+            if not np.isfinite(loss):
+                steps_to_nan = s
+                break
+            model.backward(dlogits)
+            params = model.params()
+            opt.step(params)
+            updates += 1
+            if s == 0:
+                acts, grads = _hidden_outputs(model)
+                hist_act["init"], hist_grad["init"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
+            if s % config.diag_every == 0:
+                diag_steps.append(s)
+                for k, v in diagnostics.layer_stats(model, opt).items():
+                    diag[k].append(v)
+        acts, grads = _hidden_outputs(model)
+        hist_act["end"], hist_grad["end"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
+        if val_steps[-1] != updates:
+            vl, va = evaluate(model, ds.x_val, ds.y_val)
+            val_steps.append(updates), val_loss.append(vl), val_acc.append(va)
+
+    level = math.log(config.classes)
+    outcome, flat = outcome_of(losses, steps_to_nan, level)
+    done = losses[:steps_to_nan] if steps_to_nan is not None else losses
+    return AblateResult(
+        init=init, weight_seed=config.weight_seed(init), losses=losses,
+        val_steps=np.array(val_steps), val_loss=np.array(val_loss), val_acc=np.array(val_acc),
+        diag_steps=np.array(diag_steps, int),
+        diag={k: np.array(v).reshape(len(diag_steps), config.depth) for k, v in diag.items()},
+        hist_act=hist_act, hist_grad=hist_grad, steps_to_nan=steps_to_nan, flatline_step=flat, outcome=outcome,
+        initial_loss=float(losses[0]), expected_initial_loss=level,
+        final_loss=float(np.mean(done[-10:])) if len(done) else float("nan"),
+        final_val_acc=float(val_acc[-1]),
+        loss_slope_last200=slope(losses[-200:]) if steps_to_nan is None else float("nan"),
+    )

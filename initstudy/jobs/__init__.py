@@ -1,0 +1,122 @@
+"""The entry points end to end: validated config -> numerics -> artifacts -> MLflow.
+
+One module per entry point (`initstudy.jobs.<entry>`), each with HELP, add_arguments(parser) and
+main(args); this package holds what they share.
+
+One top-level run per command (the run `mlflow run` opened, or a new one); with init=all it is a
+parent with one nested child per init. Runs are opened before the computation so that a failure or
+a kill still closes them with a status; metrics go in a handful of batched calls per run.
+"""
+import contextlib
+import dataclasses
+import datetime
+import signal
+import tempfile
+from pathlib import Path
+
+from initstudy import inits, provenance, tracking
+from initstudy.config import one_of, parse
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived: unwind, close the runs as KILLED, exit non-zero."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def init_names(choice: str) -> list[str]:
+    one_of("init", choice, ("all", *inits.INITS))
+    return list(inits.INITS) if choice == "all" else [choice]
+
+
+@contextlib.contextmanager
+def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None):
+    """Open the top-level run and (for several inits) one child per init; yield {'top', init: id}.
+    Close each with FINISHED, FAILED on error, KILLED on Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
+    single = len(names) == 1
+    role = "single" if single else "parent"
+    top = tracker.start_run(f"{kind}-{names[0]}" if single else kind,
+                            tags={**base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
+    ids = {"top": top}
+    for name in names:
+        ids[name] = top if single else tracker.start_run(
+            f"{kind}-{name}", parent=top, tags={**base, tracking.ROLE_TAG: "child", tracking.INIT_TAG: name})
+    status = "FINISHED"
+    try:
+        yield ids
+    except (KeyboardInterrupt, Interrupted):
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        for rid in dict.fromkeys(ids.values()):
+            tracker.end(rid, status)
+
+
+def mlflow_block(tracker, ids: dict) -> dict:
+    run = tracker.client.get_run(ids["top"])
+    return {
+        "tracking_uri": tracking.redact_uri(tracker.uri),
+        "experiment_id": run.info.experiment_id,
+        "parent_run_id": ids["top"] if len(ids) > 2 else None,
+        "run_ids": {k: v for k, v in ids.items() if k != "top"},
+    }
+
+
+def common_params(config: dict, prov: dict) -> dict:
+    return {**config, **provenance.flatten({k: prov[k] for k in ("versions", "hardware", "blas", "git")}),
+            "blas.threads_pinned": provenance.BLAS_THREADS}
+
+
+def groups(ids: dict, out: dict):
+    """(run id, results it holds): the parent holds every init, a child or single run its own."""
+    for key, rid in ids.items():
+        if key != "top":
+            yield rid, [out[key]]
+        elif len(out) > 1:
+            yield rid, list(out.values())
+
+
+def record(tracker, rid, params: dict, metrics: list, artifacts: dict, tags: dict | None = None):
+    """One batched log call for params, metrics and tags; artifacts written by `artifacts[name](path)`."""
+    tracker.log(rid, params=params, metrics=metrics, tags=tags)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, write in artifacts.items():
+            write(Path(tmp) / name)
+        tracker.log_artifacts(rid, tmp)
+
+
+def write_text(text):
+    return lambda path: path.write_text(text)
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def summary_metrics(summary: dict) -> list:
+    """results_summary numbers as step-0 metrics (None -> nan; strings are tags, not metrics)."""
+    return [(k, float("nan") if v is None else v, 0) for k, v in summary.items() if not isinstance(v, str)]
+
+
+def add_common_arguments(parser, config_cls):
+    """--init, --tracking-uri and one --<field> per config field (all strings, validated later)."""
+    parser.add_argument("--init", default="all", help="all, or one init scheme")
+    parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
+    for f in dataclasses.fields(config_cls):
+        flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
+        parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE", help=f"default {f.default!r}")
+
+
+def config_from_args(config_cls, args):
+    """The validated config; init is checked here too, so nothing starts on bad input."""
+    init_names(args.init)
+    raw = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if getattr(args, f.name) is not None}
+    return parse(config_cls, raw)
+

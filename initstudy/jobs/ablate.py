@@ -1,0 +1,80 @@
+"""`ablate` (lab 01): train under every init, recorded as a parent run with a child per init."""
+from initstudy import ablate as ablate_mod
+from initstudy import diagnostics, inits, manifest, plots, provenance, results, tracking
+from initstudy.ablate import EXPERIMENT, AblateConfig
+from initstudy.config import to_dict
+from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
+                            record, run_set, summary_metrics, today, write_text)
+
+HELP = "lab 01: train a deep MLP under each init, loss every step"
+
+
+def add_arguments(parser):
+    add_common_arguments(parser, AblateConfig)
+
+
+def main(args):
+    config = config_from_args(AblateConfig, args)
+    out = run(config, args.init, args.tracking_uri)
+    print(f"ablate: logged run {out['run_ids']['top']}: " + ", ".join(f"{n} {r.outcome}" for n, r in out["results"].items()))
+
+
+def ablate_summary(group) -> dict:
+    """The lab's results_summary: steps_to_nan_<init>, final_loss_<init> (null where none)."""
+    out = {}
+    for r in group:
+        out[f"steps_to_nan_{r.init}"] = r.steps_to_nan
+        out[f"final_loss_{r.init}"] = results.jsonable([r.final_loss])[0]
+        out[f"outcome_{r.init}"] = r.outcome
+    return out
+
+
+def _ablate_metrics(r) -> list:
+    m = [("loss", v, s) for s, v in enumerate(r.losses[: (r.steps_to_nan + 1) if r.steps_to_nan is not None else None])]
+    m += [("val_loss", v, s) for s, v in zip(r.val_steps, r.val_loss)]
+    m += [("val_acc", v, s) for s, v in zip(r.val_steps, r.val_acc)]
+    for stat, table in r.diag.items():
+        for row, step in zip(table, r.diag_steps):
+            m += [(diagnostics.metric_key(stat, l), v, step) for l, v in enumerate(row, start=1)]
+    m += summary_metrics(r.summary())
+    return m
+
+
+def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
+    names = init_names(init)
+    tracker = tracking.Tracker(tracking_uri)
+    cfg = to_dict(config)
+    with provenance.pin_blas_threads(), run_set(tracker, EXPERIMENT, "ablate", names) as ids:
+        provenance.warm_up_blas()
+        ds = ablate_mod.dataset(config)
+        for rid in dict.fromkeys(ids.values()):
+            digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
+        out = {n: ablate_mod.train(config, n, ds) for n in names}
+        prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
+        title = (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
+                 f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
+        for rid, group in groups(ids, out):
+            names_ = [r.init for r in group]
+            params = {**common_params(cfg, prov), "dataset_digest": digest,
+                      "init": names_[0] if len(group) == 1 else "all"}
+            metrics, tags, artifacts = [], {}, {}
+            if len(group) == 1:
+                r = group[0]
+                params["weight_seed"] = r.weight_seed
+                metrics = _ablate_metrics(r)
+                tags[tracking.OUTCOME_TAG] = r.outcome
+                artifacts["diagnostics.png"] = lambda path, r=r: plots.training_diagnostics(
+                    r, path, title=f"{inits.INITS[r.init].label}: activations, gradients, updates")
+            summary = ablate_summary(group)
+            metrics += summary_metrics(summary)
+            mf = manifest.build(
+                experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
+                seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}},
+                results_summary=summary, mlflow=mlflow_ids)
+            artifacts.update({
+                "losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
+                "manifest.json": write_text(manifest.dumps(mf)),
+                "loss_curves.png": lambda path, g=group: plots.loss_curves(g, path, title=title),
+            })
+            record(tracker, rid, params, metrics, artifacts, tags)
+    return {"run_ids": ids, "results": out}
