@@ -1,0 +1,133 @@
+"""Lab 01 behaviour: the outcomes the lab predicts, across seeds, and exact repeatability."""
+import math
+
+import numpy as np
+import pytest
+
+from initstudy import ablate, data, provenance
+from initstudy.ablate import AblateConfig, train
+from initstudy.config import ConfigError, parse
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        yield
+
+
+@pytest.fixture(scope="module")
+def lab_runs():
+    """The lab's settings (12 x 256 ReLU, SGD 0.9, lr 1e-3, batch 64, 1000 steps), three seeds."""
+    out = {}
+    for seed in SEEDS:
+        config = AblateConfig(seed=seed, data_seed=seed)
+        for init in ("uniform", "xavier", "kaiming"):
+            out[seed, init] = train(config, init)
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_uniform_fails_kaiming_trains_xavier_in_between(lab_runs, seed):
+    u, x, k = (lab_runs[seed, i] for i in ("uniform", "xavier", "kaiming"))
+    ln2 = math.log(2)
+    assert u.outcome in ("diverged", "flatlined")
+    if u.outcome == "diverged":
+        assert u.steps_to_nan is not None and u.steps_to_nan < 50 and np.isnan(u.losses[u.steps_to_nan])
+    assert k.outcome == "trained" and k.final_loss < 0.1 * ln2  # far below random guessing
+    assert x.final_loss > 10 * k.final_loss  # Xavier is slower: an order of magnitude behind at step 1000
+    assert x.final_loss < ln2 + 0.05  # ... but not blown up
+
+
+def test_initial_loss_sits_near_ln_classes_for_well_scaled_outputs(lab_runs):
+    """Xavier's output variance shrinks ~2^11 over 11 ReLU layers: logits ~0, loss ~ln 2."""
+    for seed in SEEDS:
+        assert lab_runs[seed, "xavier"].initial_loss == pytest.approx(math.log(2), abs=0.01)
+        assert lab_runs[seed, "uniform"].initial_loss > 1e3  # logits of std ~1e5: confidently wrong
+
+
+def test_same_seeds_give_a_bit_identical_trajectory(lab_runs):
+    again = train(AblateConfig(seed=0, data_seed=0, steps=1000), "kaiming")
+    first = lab_runs[0, "kaiming"]
+    np.testing.assert_array_equal(again.losses, first.losses)
+    np.testing.assert_array_equal(again.val_loss, first.val_loss)
+    for k in first.diag:
+        np.testing.assert_array_equal(again.diag[k], first.diag[k])
+
+
+def test_inits_see_the_same_batches_and_different_weights():
+    config = AblateConfig()
+    a = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    b = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    for _ in range(50):
+        np.testing.assert_array_equal(next(a), next(b))
+    seeds = {config.weight_seed(i) for i in ("uniform", "xavier", "kaiming")}
+    assert len(seeds) == 3
+    w = {i: ablate.build_model(config, i).linears[0].weight for i in ("xavier", "kaiming")}
+    assert not np.allclose(w["xavier"] * np.sqrt(2), w["kaiming"])  # independent draws, not one rescaled
+
+
+def test_weight_seed_changes_the_run_data_seed_changes_the_data():
+    base = AblateConfig(steps=5)
+    assert not np.array_equal(train(base, "kaiming").losses, train(AblateConfig(steps=5, seed=1), "kaiming").losses)
+    d0, d1 = ablate.dataset(base), ablate.dataset(AblateConfig(data_seed=1))
+    assert not np.array_equal(d0.x_train, d1.x_train)
+
+
+def test_synthetic_labels_follow_the_lab_rule():
+    ds = data.synthetic(0, n_train=500, n_val=100, dim=256)
+    assert ds.x_train.shape == (500, 256) and ds.x_val.shape == (100, 256)
+    np.testing.assert_array_equal(ds.y_train, (ds.x_train[:, :10].astype(float).sum(1) >= 0).astype(int))
+    assert 0.4 < ds.y_train.mean() < 0.6
+
+
+def test_divergence_stops_updates_and_is_recorded():
+    r = train(AblateConfig(steps=100), "uniform")
+    assert r.outcome == "diverged"
+    assert np.isfinite(r.losses[: r.steps_to_nan]).all() and np.isnan(r.losses[r.steps_to_nan:]).all()
+    assert r.flatline_step is None and math.isnan(r.loss_slope_last200)
+
+
+def test_flatline_detector():
+    ln2 = math.log(2)
+    noise = np.random.default_rng(0).normal(0, 0.003, 1000)
+    assert ablate.outcome_of(ln2 + noise, None, ln2) == ("flatlined", 0)
+    late = ln2 + noise
+    late[:300] = np.linspace(3.0, ln2, 300)
+    outcome, start = ablate.outcome_of(late, None, ln2)
+    assert outcome == "flatlined" and 250 <= start <= 300
+    crawl = ln2 + noise - np.linspace(0, 0.1, 1000)  # leaves the plateau: slow, not flat
+    assert ablate.outcome_of(crawl, None, ln2) == ("trained", None)
+    assert ablate.outcome_of(ln2 + noise, 17, ln2) == ("diverged", None)
+
+
+def test_slope_is_least_squares():
+    y = 3.0 - 0.25 * np.arange(200)
+    assert ablate.slope(y) == pytest.approx(-0.25)
+    assert math.isnan(ablate.slope(np.array([1.0, np.nan, 2.0])))
+
+
+def test_diagnostics_shapes_and_update_ratio():
+    config = AblateConfig(steps=40, diag_every=10)
+    r = train(config, "kaiming")
+    np.testing.assert_array_equal(r.diag_steps, [0, 10, 20, 30])
+    for stat, table in r.diag.items():
+        assert table.shape == (4, config.depth), stat
+    # update:data at step 0 is log10(lr * std(g) / std(W)) since v = g after one step
+    np.testing.assert_allclose(r.diag["update_data"][0], np.log10(config.lr * r.diag["grad_data"][0]), rtol=1e-6)
+    assert np.all((r.diag["sat"] >= 0) & (r.diag["sat"] <= 1))
+    assert list(r.val_steps) == [0, 10, 20, 30, 40]
+
+
+@pytest.mark.parametrize("raw,words", [
+    ({"depth": "0"}, "depth"), ({"steps": "-5"}, "steps"), ({"batch": "1.5"}, "batch"),
+    ({"lr": "0"}, "lr"), ({"lr": "inf"}, "lr"), ({"momentum": "1"}, "momentum"), ({"momentum": "-0.1"}, "momentum"),
+    ({"norm": "layernorm"}, "norm"), ({"dtype": "float16"}, "dtype"), ({"activation": "gelu"}, "activation"),
+    ({"batch": "5000"}, "batch"), ({"width": "wide"}, "width"),
+])
+def test_bad_config_is_one_clear_error(raw, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        parse(AblateConfig, raw)
+    assert "\n" not in str(e.value)

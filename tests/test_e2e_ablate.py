@@ -1,0 +1,70 @@
+"""`mlflow run . -e ablate --env-manager local` for real, read back from the SQLite store."""
+import json
+
+import numpy as np
+
+from conftest import mlflow_run
+from initstudy import diagnostics, provenance
+from initstudy.ablate import AblateConfig, train
+
+STEPS = 60
+
+
+def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
+    proc = mlflow_run(store, "ablate", init="kaiming", steps=STEPS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = store.runs()
+    rid, client = run.info.run_id, store.client
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["initstudy.experiment"] == "10-init-matters"
+    assert run.data.tags["initstudy.outcome"] == "trained"
+
+    loss = sorted(client.get_metric_history(rid, "loss"), key=lambda m: m.step)
+    assert [m.step for m in loss] == list(range(STEPS))
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        expected = train(AblateConfig(steps=STEPS), "kaiming")
+    np.testing.assert_array_equal([m.value for m in loss], expected.losses)  # the run is the computation
+
+    assert [m.step for m in sorted(client.get_metric_history(rid, "val_loss"), key=lambda m: m.step)] == [
+        0, 10, 20, 30, 40, 50, 60]
+    for stat in diagnostics.STATS:
+        for layer in (1, 12):
+            hist = client.get_metric_history(rid, diagnostics.metric_key(stat, layer))
+            assert sorted(m.step for m in hist) == [0, 10, 20, 30, 40, 50], (stat, layer)
+    m = run.data.metrics
+    for key in ("initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",
+                "steps_to_nan", "flatline_step"):
+        assert key in m, key
+    assert m["expected_initial_loss"] == np.log(2) and np.isnan(m["steps_to_nan"])
+    assert m["initial_loss"] == expected.initial_loss
+
+    p = run.data.params
+    assert p["weight_seed"] == str(AblateConfig().weight_seed("kaiming")) and p["data_seed"] == "42"
+    assert p["blas.threads"] == "1" and p["hardware.cpu_governor"] and p["git.commit"]
+    (ds,) = run.inputs.dataset_inputs
+    assert ds.dataset.digest == p["dataset_digest"] and ds.tags[0].value == "training"
+
+    assert store.artifact_names(rid) == ["diagnostics.png", "loss_curves.png", "losses.json", "manifest.json"]
+    doc = json.loads(store.download(rid, "losses.json").read_text())
+    assert len(doc["inits"]["kaiming"]["loss"]) == STEPS and doc["inits"]["kaiming"]["outcome"] == "trained"
+
+
+def test_all_inits_parent_and_children_uniform_diverges(store):
+    proc = mlflow_run(store, "ablate", steps=30, depth=6)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = store.runs()
+    parent = [r for r in runs if r.data.tags["initstudy.role"] == "parent"]
+    children = {r.data.tags["initstudy.init"]: r for r in runs if r.data.tags["initstudy.role"] == "child"}
+    assert len(parent) == 1 and set(children) == {"uniform", "xavier", "kaiming"}
+    u = children["uniform"]
+    assert u.info.status == "FINISHED" and u.data.tags["initstudy.outcome"] == "diverged"
+    nan_step = int(u.data.metrics["steps_to_nan"])
+    hist = store.client.get_metric_history(u.info.run_id, "loss")
+    assert len(hist) == nan_step + 1 and np.isnan(max(hist, key=lambda m: m.step).value)
+    mf = json.loads(store.download(parent[0].info.run_id, "manifest.json").read_text())
+    rs = mf["results_summary"]
+    assert rs["steps_to_nan_uniform"] == nan_step and rs["steps_to_nan_kaiming"] is None
+    assert rs["final_loss_kaiming"] == children["kaiming"].data.metrics["final_loss"]
+    assert set(mf["seeds"]) >= {"data_seed", "weights/uniform", "weights/xavier", "weights/kaiming"}
+    assert store.artifact_names(parent[0].info.run_id) == ["loss_curves.png", "losses.json", "manifest.json"]
