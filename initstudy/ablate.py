@@ -158,7 +158,8 @@ def _hidden_outputs(model):
     return [last.out for _, last, _ in model.blocks[:-1]], [last.grad_out for _, last, _ in model.blocks[:-1]]
 
 
-def train(config: AblateConfig, init: str, ds: data.Dataset | None = None) -> AblateResult:
+def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_step=None) -> AblateResult:
+    """on_step(step, loss), if given, sees each loss as it is computed (so a killed run can flush it)."""
     one_of("init", init, tuple(inits.INITS))
     ds = ds or dataset(config)
     model = build_model(config, init)
@@ -180,6 +181,8 @@ def train(config: AblateConfig, init: str, ds: data.Dataset | None = None) -> Ab
             logits = model.forward(ds.x_train[idx])
             loss, dlogits = nn.cross_entropy(logits, ds.y_train[idx])
             losses[s] = loss
+            if on_step is not None:
+                on_step(s, loss)
             if not np.isfinite(loss):
                 steps_to_nan = s
                 break

@@ -19,7 +19,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # `mlflow run` entry points: initstudy.jobs.<name> has HELP, add_arguments(parser), main(args)
-ENTRIES = ("walk", "ablate")
+ENTRIES = ("walk", "ablate", "sweep")
 # other commands: initstudy.<name> has HELP, add_arguments(parser), main(args)
 TOOLS = ()
 
@@ -50,6 +50,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{entry}: interrupted; runs closed as KILLED", file=sys.stderr)
         return 130
+    except Exception as e:  # a job's failure or the tracking store's: one line, exit 1
+        from initstudy import jobs, tracking
+
+        if isinstance(e, jobs.Interrupted):
+            print(f"{entry}: terminated ({e}); what was computed is recorded, runs closed as KILLED", file=sys.stderr)
+            return 143
+        line = str(e) if isinstance(e, jobs.JobFailed) else tracking.describe_error(e)
+        if line is None:
+            raise
+        print(f"{entry}: error: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

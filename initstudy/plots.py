@@ -119,3 +119,64 @@ def training_diagnostics(r, path, title=""):
     fig.suptitle(title or f"{r.init}: diagnostics", fontsize=11)
     fig.tight_layout()
     _save(fig, path)
+
+
+def sweep_summary(rows, path, study="ablate", title=""):
+    """One line per init against depth: the median over seeds, the band their min..max (the seed
+    spread), each seed a dot. ablate: final loss of runs that trained (left) and the step of the
+    first NaN of runs that diverged (right); walk: final-layer variance (log-y)."""
+    ok = [r for r in rows if r["status"] == "FINISHED"]
+    panels = ([("final_loss", "final training loss (log scale)", True), ("steps_to_nan", "steps to NaN", False)]
+              if study == "ablate" else [("final_layer_variance", "final-layer activation variance (log scale)", True)])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (key, label, log) in zip(axes[0], panels):
+        for init in dict.fromkeys(r["init"] for r in ok):
+            pts = [(r["depth"], r[key]) for r in ok if r["init"] == init and r.get(key) is not None
+                   and (key != "final_loss" or r.get("steps_to_nan") is None)]
+            if not pts:
+                continue
+            depths = sorted({d for d, _ in pts})
+            by = [np.array([v for d2, v in pts if d2 == d], float) for d in depths]
+            c = _color(init)
+            ax.plot(depths, [np.median(v) for v in by], "-o", color=c, ms=4, label=f"{init} (median of {max(map(len, by))} seeds)")
+            ax.fill_between(depths, [v.min() for v in by], [v.max() for v in by], color=c, alpha=0.2)
+            ax.plot([d for d, _ in pts], [v for _, v in pts], ".", color=c, ms=3, alpha=0.6)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_ylabel(label)
+        depths = sorted({r["depth"] for r in rows})
+        ax.set_xticks(depths)
+        ax.set_xlim(depths[0] - 1, depths[-1] + 1)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no run in this panel", transform=ax.transAxes, ha="center", color="gray")
+    failed = len(rows) - len(ok)
+    fig.suptitle((title or f"Sweep ({study})") + (f" ({failed} runs failed, not shown)" if failed else ""), fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+# --- diagnose (lab 03): the makemore notebook's figures ---------------------------------------------
+
+def diagnose_histograms(r, path, kind="act", title=""):
+    """Per hidden layer, the distribution of the tanh outputs (kind 'act') or of the gradients
+    reaching them ('grad'), at init and at the end, with the notebook's mean/std per layer."""
+    hists = r.hist_act if kind == "act" else r.hist_grad
+    what = "activation" if kind == "act" else "gradient"
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4))
+    for ax, when in zip(axes, ("init", "end")):
+        _hist_panel(ax, hists.get(when, []), f"{what} distribution at {'init (step 0)' if when == 'init' else 'the end'}")
+        ax.legend(fontsize=7)
+    stats = ("act_mean", "act_std", "sat") if kind == "act" else ("grad_mean", "grad_std")
+    if len(r.diag_steps):
+        lines = []
+        for when, row in (("init", 0), ("end", -1)):
+            for l in range(r.diag["act_std"].shape[1] - 1):
+                vals = ", ".join(f"{s} {r.diag[s][row, l]:+.3g}" for s in stats)
+                lines.append(f"{when} L{l + 1:02d}: {vals}")
+        fig.text(0.01, -0.02, "\n".join(lines), fontsize=7, family="monospace", va="top")
+    fig.suptitle(title or f"{what} histograms per hidden layer", fontsize=11)
+    _save(fig, path)

@@ -92,3 +92,34 @@ def redact_uri(uri: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=host))
+
+
+def describe_error(e: BaseException) -> str | None:
+    """One line for an error from the tracking store (unreachable server, bad URI, store refused),
+    or None if `e` is not one. Credentials in a URI are never shown."""
+    import sys
+
+    if "mlflow" not in sys.modules:  # nothing tracking-related has run
+        return None
+    from mlflow.exceptions import MlflowException
+
+    uri = redact_uri(os.environ.get("MLFLOW_TRACKING_URI", "") or "(default)")
+    text = str(e.message if isinstance(e, MlflowException) else e)
+    if isinstance(e, MlflowException) and ("Max retries exceeded" in text or "failed with exception" in text):
+        why = ("cannot resolve the host" if "resolve" in text or "NameResolution" in text else
+               "timed out" if "timed out" in text.lower() or "Timeout" in text else "connection refused"
+               if "refused" in text.lower() else "cannot connect")
+        return f"tracking server {uri} unreachable ({why}); start it or set MLFLOW_TRACKING_URI to a running one"
+    if isinstance(e, MlflowException) or type(e).__module__.startswith(("sqlalchemy", "requests", "urllib3")):
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        for secret in _credentials(os.environ.get("MLFLOW_TRACKING_URI", "")):
+            first = first.replace(secret, "***")
+        return f"tracking store {uri} refused the request: {first[:300]}"
+    return None
+
+
+def _credentials(uri: str) -> list:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return [s for s in (parts.password, parts.username) if s]

@@ -22,8 +22,35 @@ class Interrupted(Exception):
     """SIGTERM arrived: unwind, close the runs as KILLED, exit non-zero."""
 
 
+class JobFailed(Exception):
+    """The job ran but part of it failed (e.g. a sweep worker died): one line, exit 1."""
+
+
 def _on_sigterm(signum, frame):
     raise Interrupted(f"signal {signum}")
+
+
+class RunSet(dict):
+    """{'top': run id, name: run id}, plus what the job computed so far (flushed if it is
+    interrupted) and the runs it already closed itself."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.partial = []  # (run id, key, value, step): metrics not yet recorded
+        self.closed = {}  # run id -> status, for runs the job ended itself
+
+    def on_step(self, name: str, key: str = "loss"):
+        """A callback for a training loop: on_step(step, value) buffers one point for run `name`."""
+        rid, buf = self[name], self.partial
+        return lambda step, value: buf.append((rid, key, value, step))
+
+    def flush_partial(self, tracker):
+        by_run = {}
+        for rid, key, value, step in self.partial:
+            by_run.setdefault(rid, []).append((key, value, step))
+        self.partial = []
+        for rid, metrics in by_run.items():
+            tracker.log(rid, metrics=metrics, tags={"initstudy.partial": "true"})
 
 
 def init_names(choice: str) -> list[str]:
@@ -32,31 +59,39 @@ def init_names(choice: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None):
-    """Open the top-level run and (for several inits) one child per init; yield {'top', init: id}.
-    Close each with FINISHED, FAILED on error, KILLED on Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None,
+            child_tags: dict | None = None):
+    """Open the top-level run and (for several names, or whenever child_tags {name: tags} is given)
+    one child per name; yield a RunSet {'top', name: id}. Close each with FINISHED, FAILED on error,
+    KILLED on Ctrl-C or SIGTERM (after flushing the points computed so far)."""
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
-    single = len(names) == 1
+    single = len(names) == 1 and child_tags is None
     role = "single" if single else "parent"
     top = tracker.start_run(f"{kind}-{names[0]}" if single else kind,
                             tags={**base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
-    ids = {"top": top}
+    ids = RunSet(top=top)
     for name in names:
+        extra = (child_tags or {}).get(name, {tracking.INIT_TAG: name})
         ids[name] = top if single else tracker.start_run(
-            f"{kind}-{name}", parent=top, tags={**base, tracking.ROLE_TAG: "child", tracking.INIT_TAG: name})
+            f"{kind}-{name}", parent=top, tags={**base, tracking.ROLE_TAG: "child", **extra})
     status = "FINISHED"
     try:
         yield ids
     except (KeyboardInterrupt, Interrupted):
         status = "KILLED"
+        # a second signal while we flush and close must not leave runs RUNNING
+        signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ids.flush_partial(tracker)
         raise
     except BaseException:
         status = "FAILED"
         raise
     finally:
         for rid in dict.fromkeys(ids.values()):
-            tracker.end(rid, status)
+            if rid not in ids.closed:
+                tracker.end(rid, status)
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def mlflow_block(tracker, ids: dict) -> dict:

@@ -49,7 +49,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         ds = ablate_mod.dataset(config)
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
-        out = {n: ablate_mod.train(config, n, ds) for n in names}
+        out = {n: ablate_mod.train(config, n, ds, on_step=ids.on_step(n)) for n in names}
+        ids.partial.clear()  # all computed: recorded below in full
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         title = (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
                  f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
