@@ -10,6 +10,7 @@ STATS = {
     "act_mean": "mean of the block's output (activation; logits for the last block)",
     "act_std": "std of the block's output",
     "sat": "saturation: ReLU dead-unit fraction over the batch, tanh fraction with |t| > 0.97",
+    "grad_mean": "mean of dLoss/d(block output)",
     "grad_std": "std of dLoss/d(block output)",
     "grad_data": "std(dW) / std(W)",
     "update_data": "log10(std(lr * update) / std(W))",
@@ -18,6 +19,17 @@ STATS = {
 
 def _std(a):
     return float(np.std(a, dtype=np.float64))
+
+
+def grad_data(weight, grad) -> float:
+    return _std(grad) / _std(weight)
+
+
+def update_data(weight, optimizer, params) -> float:
+    """log10 of the last step's update size relative to the weight (nan without an optimizer)."""
+    if optimizer is None:
+        return float("nan")
+    return float(np.log10(_std(optimizer.update_of(params, weight)) / _std(weight)))
 
 
 def layer_stats(model, optimizer=None) -> dict:
@@ -30,13 +42,10 @@ def layer_stats(model, optimizer=None) -> dict:
             out["act_mean"].append(float(np.mean(y, dtype=np.float64)))
             out["act_std"].append(_std(y))
             out["sat"].append(act.saturation(y))
+            out["grad_mean"].append(float(np.mean(last.grad_out, dtype=np.float64)))
             out["grad_std"].append(_std(last.grad_out))
-            w_std = _std(linear.weight)
-            out["grad_data"].append(_std(linear.grad_weight) / w_std)
-            if optimizer is None:
-                out["update_data"].append(float("nan"))
-            else:
-                out["update_data"].append(float(np.log10(_std(optimizer.update_of(params, linear.weight)) / w_std)))
+            out["grad_data"].append(grad_data(linear.weight, linear.grad_weight))
+            out["update_data"].append(update_data(linear.weight, optimizer, params))
     return {k: np.array(v) for k, v in out.items()}
 
 

@@ -232,3 +232,27 @@ class SGD:
         """The last step's update of parameter p: lr * v."""
         i = next(i for i, (q, _) in enumerate(params) if q is p)
         return self.lr * self.velocity[i]
+
+
+class Embedding:
+    """Lookup table C (vocab, dim): integer contexts (batch, block) -> C[idx] flattened to
+    (batch, block * dim), the concatenated character embeddings of makemore."""
+
+    def __init__(self, weight: np.ndarray):
+        self.weight = weight
+        self.grad_weight = np.zeros_like(weight)
+
+    def forward(self, idx):
+        self.idx = idx
+        self.out = self.weight[idx].reshape(idx.shape[0], -1)
+        return self.out
+
+    def backward(self, dout):
+        self.grad_out = dout
+        # a character used twice in a batch gets both gradients: add.at accumulates repeats, += would not
+        self.grad_weight = np.zeros_like(self.weight)
+        np.add.at(self.grad_weight, self.idx, dout.reshape(*self.idx.shape, -1))
+        return None  # integer inputs have no gradient
+
+    def params(self):
+        return [(self.weight, self.grad_weight)]
