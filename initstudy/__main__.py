@@ -1,3 +1,4 @@
 from initstudy.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # a spawned worker (initstudy.parallel) imports this module too
+    raise SystemExit(main())

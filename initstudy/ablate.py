@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy import data, diagnostics, inits, nn, seeds
+from initstudy import data, diagnostics, fastmlp, inits, nn, seeds
 from initstudy.config import at_least, one_of, positive, ConfigError
 
 EXPERIMENT = "10-init-matters"
@@ -154,17 +154,47 @@ def dataset(config: AblateConfig) -> data.Dataset:
                           config.dtype)
 
 
-def _hidden_outputs(model):
-    return [last.out for _, last, _ in model.blocks[:-1]], [last.grad_out for _, last, _ in model.blocks[:-1]]
+class ReferenceCore:
+    """The straightforward nn.py loop (any norm) behind the interface fastmlp.FastMLP has."""
+
+    def __init__(self, model: nn.MLP, lr: float, momentum: float):
+        self.model, self.opt = model, nn.SGD(model.params(), lr, momentum)
+
+    def loss(self, x_all, y_all, idx):
+        return nn.cross_entropy(self.model.forward(x_all[idx]), y_all[idx])
+
+    def backward_update(self, dlogits):
+        self.model.backward(dlogits)
+        self.opt.step(self.model.params())
+
+    def evaluate(self, x, y):
+        return evaluate(self.model, x, y)
+
+    def stats(self):
+        return diagnostics.layer_stats(self.model, self.opt)
+
+    def hidden(self):
+        return [last.out for _, last, _ in self.model.blocks[:-1]], [last.grad_out for _, last, _ in self.model.blocks[:-1]]
+
+
+def make_core(config: AblateConfig, init: str):
+    """The fast core where it applies (norm none), else the nn.py reference; both give the same bits."""
+    model = build_model(config, init)
+    if config.norm == "none":
+        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch)
+    return ReferenceCore(model, config.lr, config.momentum)
 
 
 def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_step=None) -> AblateResult:
     """on_step(step, loss), if given, sees each loss as it is computed (so a killed run can flush it)."""
     one_of("init", init, tuple(inits.INITS))
     ds = ds or dataset(config)
-    model = build_model(config, init)
-    opt = nn.SGD(model.params(), config.lr, config.momentum)
+    return run_core(config, init, ds, make_core(config, init), on_step)
+
+
+def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=None) -> AblateResult:
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    stats = getattr(core, "stats", None) or (lambda: diagnostics.layer_stats(core, core))
     steps = config.steps
     losses = np.full(steps, np.nan)
     val_steps, val_loss, val_acc, diag_steps = [], [], [], []
@@ -175,32 +205,28 @@ def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_st
     with np.errstate(all="ignore"):  # overflow is an outcome here, recorded, not a warning
         for s in range(steps):
             if s % config.eval_every == 0:
-                vl, va = evaluate(model, ds.x_val, ds.y_val)
+                vl, va = core.evaluate(ds.x_val, ds.y_val)
                 val_steps.append(s), val_loss.append(vl), val_acc.append(va)
-            idx = next(batches)
-            logits = model.forward(ds.x_train[idx])
-            loss, dlogits = nn.cross_entropy(logits, ds.y_train[idx])
+            loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
             losses[s] = loss
             if on_step is not None:
                 on_step(s, loss)
             if not np.isfinite(loss):
                 steps_to_nan = s
                 break
-            model.backward(dlogits)
-            params = model.params()
-            opt.step(params)
+            core.backward_update(dlogits)
             updates += 1
             if s == 0:
-                acts, grads = _hidden_outputs(model)
+                acts, grads = core.hidden()
                 hist_act["init"], hist_grad["init"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
             if s % config.diag_every == 0:
                 diag_steps.append(s)
-                for k, v in diagnostics.layer_stats(model, opt).items():
+                for k, v in stats().items():
                     diag[k].append(v)
-        acts, grads = _hidden_outputs(model)
+        acts, grads = core.hidden()
         hist_act["end"], hist_grad["end"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
         if val_steps[-1] != updates:
-            vl, va = evaluate(model, ds.x_val, ds.y_val)
+            vl, va = core.evaluate(ds.x_val, ds.y_val)
             val_steps.append(updates), val_loss.append(vl), val_acc.append(va)
 
     level = math.log(config.classes)

@@ -1,6 +1,6 @@
 """`ablate` (lab 01): train under every init, recorded as a parent run with a child per init."""
 from initstudy import ablate as ablate_mod
-from initstudy import diagnostics, inits, manifest, plots, provenance, results, tracking
+from initstudy import diagnostics, inits, manifest, parallel, plots, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
@@ -42,14 +42,15 @@ def _ablate_metrics(r) -> list:
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
-    tracker = tracking.Tracker(tracking_uri)
     cfg = to_dict(config)
-    with provenance.pin_blas_threads(), run_set(tracker, EXPERIMENT, "ablate", names) as ids:
+    ds = ablate_mod.dataset(config)
+    trainings = parallel.Trainings(config, ds, names)  # the inits train in workers while MLflow loads
+    with trainings, provenance.pin_blas_threads(), run_set(
+            tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
         provenance.warm_up_blas()
-        ds = ablate_mod.dataset(config)
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
-        out = {n: ablate_mod.train(config, n, ds, on_step=ids.on_step(n)) for n in names}
+        out = trainings.results({n: ids.on_step(n) for n in names})
         ids.partial.clear()  # all computed: recorded below in full
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         title = (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "

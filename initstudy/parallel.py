@@ -1,0 +1,87 @@
+"""Train the inits of one ablate command in worker processes, started once, while the parent records.
+
+Each worker pins BLAS to one thread and warms it up with a float64 GEMM (provenance) before any
+training, as the parent does for a sequential run, so every init gives the same bits as in process.
+The workers start before the parent imports MLflow, so that import, opening the runs and logging
+the dataset happen while the inits train. Losses come back in chunks as they are computed, so an
+interrupted run still has the points trained so far (the job's on_step callbacks).
+"""
+import multiprocessing
+import os
+import queue
+import time
+
+from initstudy import ablate, provenance
+
+CHUNK = 100  # losses per progress message
+
+_progress = None  # the worker's queue to the parent
+_blas = None  # the worker's BLAS thread limit, kept alive for the process
+
+
+def workers_for(n_tasks: int) -> int:
+    return max(1, min(n_tasks, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
+
+
+def _start_worker(progress):
+    global _progress, _blas
+    _progress, _blas = progress, provenance.pin_blas_threads()
+    provenance.warm_up_blas()
+
+
+def _train(config, init, ds):
+    chunk = []
+
+    def on_step(step, loss):
+        chunk.append((step, loss))
+        if len(chunk) >= CHUNK:
+            _progress.put((init, chunk[:]))
+            chunk.clear()
+
+    result = ablate.train(config, init, ds, on_step=on_step)
+    if chunk:
+        _progress.put((init, chunk))
+    return result
+
+
+class Trainings:
+    """`with Trainings(config, ds, names) as t:` starts the trainings; t.results(on_step) waits for them."""
+
+    def __init__(self, config, ds, names):
+        self.names = list(names)
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold MLflow's threads
+        self.progress = ctx.Queue()
+        self.pool = ctx.Pool(workers_for(len(self.names)), _start_worker, (self.progress,))
+        self.pending = {n: self.pool.apply_async(_train, (config, n, ds)) for n in self.names}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.terminate()  # nothing to wait for on success; on error or a signal, stop now
+        self.pool.join()
+
+    def _drain(self, on_step, counts, timeout):
+        try:
+            init, chunk = self.progress.get(timeout=timeout)
+        except queue.Empty:
+            return
+        counts[init] += len(chunk)
+        for step, loss in chunk:
+            if init in on_step:
+                on_step[init](step, loss)
+
+    def results(self, on_step=None) -> dict:
+        """{init: AblateResult} in the order of names; a worker's exception is raised here.
+        on_step {init: f(step, loss)} sees every computed loss, in order, before this returns."""
+        on_step, out, counts = on_step or {}, {}, dict.fromkeys(self.names, 0)
+        while len(out) < len(self.names):
+            self._drain(on_step, counts, 0.05)
+            for n, r in self.pending.items():
+                if n not in out and r.ready():
+                    out[n] = r.get()
+        computed = {n: len(r.losses) if r.steps_to_nan is None else r.steps_to_nan + 1 for n, r in out.items()}
+        deadline = time.monotonic() + 30
+        while counts != computed and time.monotonic() < deadline:  # the last chunks may still be in the pipe
+            self._drain(on_step, counts, 1.0)
+        return {n: out[n] for n in self.names}

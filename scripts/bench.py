@@ -1,0 +1,407 @@
+"""Benchmark: the training core against the GEMM bound and PyTorch, MLflow's cost against the run.
+
+    python scripts/bench.py [--quick] [--out docs/benchmarks.md] [--only core,tracking,e2e,scale]
+
+Ratios are measured side by side in one process (one BLAS thread unless stated), contenders
+interleaved, repeated; medians with [min-max]. Writes the table to docs/benchmarks.md with the
+machine, the BLAS, the load average and the date. Torch (`pip install -e '.[bench]'`) is optional:
+its rows are skipped with a message when it is absent.
+"""
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from initstudy import ablate, data, parallel, provenance, walk  # noqa: E402
+from initstudy.ablate import AblateConfig  # noqa: E402
+
+TARGETS = {  # what issue 5 asks
+    "step_vs_gemm": 0.80,  # GEMM time / step time, float32, at least
+    "numpy_vs_torch": 0.75,  # our step / torch step, at most
+    "recording": 0.10,  # recording / wall, at most
+    "mlflow_run": 1.2,  # (mlflow run wall - compute) / trivial project's mlflow run wall, at most
+    "parallel": 0.6,  # parallel / sequential three-init wall, at most
+}
+
+
+def stats(xs):
+    xs = np.asarray(xs, float)
+    return float(np.median(xs)), float(xs.min()), float(xs.max())
+
+
+def fmt(xs, unit="", scale=1.0, prec=2):
+    m, lo, hi = stats(np.asarray(xs) * scale)
+    return f"{m:.{prec}f}{unit} [{lo:.{prec}f}-{hi:.{prec}f}]"
+
+
+def interleaved(fns: dict, reps: int) -> dict:
+    """{name: [seconds per rep]}: one call of each per round, rounds repeated."""
+    out = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            out[k].append(time.perf_counter() - t)
+    return out
+
+
+# ---------------------------------------------------------------- 1, 2: the core, GEMM bound, torch
+
+def step_flops(config) -> tuple[float, list]:
+    """FLOPs of one step's matmuls and their shapes (m, k, n, transposed-A): forward x@W per layer,
+    dW = x.T @ d per layer, dx = d @ W.T for every layer but the first (its dx is not needed)."""
+    dims = [config.input_dim] + [config.width] * (config.depth - 1) + [config.classes]
+    b, shapes = config.batch, []
+    for i, (fi, fo) in enumerate(zip(dims[:-1], dims[1:])):
+        shapes.append(("fwd", b, fi, fo))
+        shapes.append(("dW", fi, b, fo))
+        if i:
+            shapes.append(("dx", b, fo, fi))
+    return sum(2.0 * m * k * n for _, m, k, n in shapes), shapes
+
+
+def gemm_alone(config, shapes, dtype):
+    """The step's matmuls alone, on finite data, into preallocated outputs (as the core does)."""
+    r = np.random.default_rng(0)
+    ops = []
+    for kind, m, k, n in shapes:
+        if kind == "dW":  # x.T @ d: the transposed view, as in the backward
+            a = r.standard_normal((k, m)).astype(dtype).T
+            bb = r.standard_normal((k, n)).astype(dtype)
+        elif kind == "dx":  # d @ W.T
+            a = r.standard_normal((m, k)).astype(dtype)
+            bb = (r.standard_normal((n, k)) / np.sqrt(k)).astype(dtype).T
+        else:
+            a = r.standard_normal((m, k)).astype(dtype)
+            bb = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+        ops.append((a, bb, np.empty((m, n), dtype)))
+
+    def run(steps):
+        for _ in range(steps):
+            for a, bb, o in ops:
+                np.matmul(a, bb, out=o)
+    return run
+
+
+def core_steps(core, ds, config):
+    batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+
+    def run(steps):
+        with np.errstate(all="ignore"):
+            for _ in range(steps):
+                loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
+                core.backward_update(dlogits)
+    return run
+
+
+def torch_steps(config, ds, dtype):
+    """The same MLP, weights, batches and optimizer in PyTorch, one thread; None if torch is absent."""
+    try:
+        import torch
+    except ImportError:
+        return None, "torch not installed (pip install -e '.[bench]'): PyTorch rows skipped"
+    torch.set_num_threads(1)
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    ref = ablate.build_model(config, "kaiming")
+    layers = []
+    for i, lin in enumerate(ref.linears):
+        t = torch.nn.Linear(*lin.weight.shape, dtype=tdtype)
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(lin.weight.T.copy()))
+            t.bias.zero_()
+        layers.append(t)
+        if i < len(ref.linears) - 1:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    x_all, y_all = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
+    batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    losses = []
+
+    def run(steps):
+        for _ in range(steps):
+            idx = torch.from_numpy(next(batches))
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x_all[idx]), y_all[idx])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    run.losses = losses
+    return run, f"torch {torch.__version__}, {torch.get_num_threads()} thread"
+
+
+def bench_core(quick):
+    steps, reps = (30, 5) if quick else (100, 9)
+    rows, notes = [], []
+    for dtype in ("float32", "float64"):
+        config = AblateConfig(dtype=dtype)
+        ds = ablate.dataset(config)
+        flops, shapes = step_flops(config)
+        fast = ablate.make_core(config, "kaiming")
+        ref = ablate.ReferenceCore(ablate.build_model(config, "kaiming"), config.lr, config.momentum)
+        fns = {"gemm": gemm_alone(config, shapes, dtype), "fast": core_steps(fast, ds, config),
+               "reference": core_steps(ref, ds, config)}
+        tr, note = torch_steps(config, ds, dtype)
+        if dtype == "float32":
+            notes.append(note)
+        if tr is not None:
+            fns["torch"] = tr
+        for f in fns.values():
+            f(3)  # first calls: allocations, BLAS buffers
+        t = interleaved({k: (lambda f=f: f(steps)) for k, f in fns.items()}, reps)
+        per = {k: np.array(v) / steps for k, v in t.items()}
+        gf = flops / per["gemm"] / 1e9
+        rows.append((f"GEMM alone, the step's {len(shapes)} matmuls ({flops / 1e6:.0f} MFLOP), {dtype}",
+                     f"{fmt(per['gemm'], ' ms', 1e3)}; {stats(gf)[0]:.1f} GF/s [{gf.min():.1f}-{gf.max():.1f}]", ""))
+        frac = per["gemm"] / per["fast"]
+        rows.append((f"fast core step, {dtype}", fmt(per["fast"], " ms", 1e3), ""))
+        rows.append((f"reference (nn.py) step, {dtype}", fmt(per["reference"], " ms", 1e3), ""))
+        met = "" if dtype != "float32" else ("met" if np.median(frac) >= TARGETS["step_vs_gemm"] else "NOT met")
+        rows.append((f"GEMM bound / fast step, {dtype} (target >= 0.80)", fmt(frac), met))
+        rows.append((f"GEMM bound / reference step, {dtype}", fmt(per["gemm"] / per["reference"]), ""))
+        if "torch" in per:
+            ratio = per["fast"] / per["torch"]
+            rows.append((f"torch step ({note}), {dtype}", fmt(per["torch"], " ms", 1e3), ""))
+            met = "" if dtype != "float32" else ("met" if np.median(ratio) <= TARGETS["numpy_vs_torch"] else "NOT met")
+            rows.append((f"fast step / torch step, {dtype} (target <= 0.75)", fmt(ratio), met))
+            # same model: torch's first losses follow ours (not bit for bit: other kernels)
+            ours = ablate.run_core(AblateConfig(dtype=dtype, steps=20), "kaiming", ds,
+                                   ablate.make_core(config, "kaiming")).losses
+            check, _ = torch_steps(config, ds, dtype)
+            check(20)
+            notes.append(f"{dtype}: torch's first 20 losses differ from ours by at most "
+                         f"{np.max(np.abs(np.array(check.losses) - ours)):.1e} (same weights, batches, optimizer)")
+    gemm_bound_note = ("Bound = the step's matmuls timed alone in the same process (forward x@W, dW = x.T@d, "
+                       "dx = d@W.T except the input layer's, which the fast core skips); everything else a step does "
+                       "(bias, activation, masks, loss, momentum update, Python) is what the fraction loses.")
+    return rows, notes + [gemm_bound_note]
+
+
+# ---------------------------------------------------------------- 3: tracking overhead, in process
+
+def fresh_store(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    root.mkdir(parents=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    exp = MlflowClient(uri).create_experiment("bench", artifact_location=(root / "artifacts").as_uri())
+    return uri, exp
+
+
+def bench_tracking(quick, tmp: Path):
+    from initstudy.jobs import ablate as job
+
+    steps, reps = (300, 1) if quick else (1000, 3)
+    config = AblateConfig(steps=steps)
+    counter = iter(range(1000))
+    walls = {"compute": [], "full": []}
+    env_before = os.environ.get("MLFLOW_EXPERIMENT_ID")
+
+    def full():
+        uri, exp = fresh_store(tmp / f"store{next(counter)}")
+        os.environ["MLFLOW_EXPERIMENT_ID"] = exp
+        t = time.perf_counter()
+        job.run(config, "kaiming", uri)
+        walls["full"].append(time.perf_counter() - t)
+
+    def compute():
+        t = time.perf_counter()
+        ablate.train(config, "kaiming")
+        walls["compute"].append(time.perf_counter() - t)
+
+    full()  # imports (mlflow, matplotlib) and first store: not counted
+    walls["full"].clear()
+    for _ in range(reps):
+        compute()
+        full()
+    # where the recording goes: the metrics batch alone into a fresh run
+    from initstudy import tracking
+    from initstudy.jobs.ablate import _ablate_metrics
+
+    r = ablate.train(config, "kaiming")
+    metrics = _ablate_metrics(r)
+    uri, exp = fresh_store(tmp / "metrics-only")
+    tr = tracking.Tracker(uri)
+    rid = tr.client.create_run(exp).info.run_id
+    t = time.perf_counter()
+    tr.log(rid, metrics=metrics)
+    t_metrics = time.perf_counter() - t
+    if env_before is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    frac = 1 - np.median(walls["compute"]) / np.array(walls["full"])
+    rows = [
+        (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(walls["compute"], " s"), ""),
+        (f"same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
+        ("recording / wall (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
+        (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
+         f"({1e3 * t_metrics / len(metrics):.2f} ms per metric)", ""),
+    ]
+    return rows, np.median(walls["compute"]), config
+
+
+# ---------------------------------------------------------------- 4: end to end, `mlflow run`
+
+TRIVIAL = """name: trivial
+entry_points:
+  main:
+    command: "python -c pass"
+"""
+
+
+def bench_e2e(quick, tmp: Path, compute_s: float, config):
+    reps = 1 if quick else 3
+    trivial = tmp / "trivial"
+    trivial.mkdir()
+    (trivial / "MLproject").write_text(TRIVIAL)
+    counter = iter(range(1000))
+    walls = {"ablate": [], "trivial": []}
+
+    def mlflow_run(project, *params):
+        uri, exp = fresh_store(tmp / f"e2e{next(counter)}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_ID=exp)
+        cmd = [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local", *params]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        return wall
+
+    for _ in range(reps):
+        walls["ablate"].append(mlflow_run(REPO, "-e", "ablate", "-P", "init=kaiming", "-P", f"steps={config.steps}"))
+        walls["trivial"].append(mlflow_run(trivial))
+    over = (np.array(walls["ablate"]) - compute_s) / np.median(walls["trivial"])
+    return [
+        (f"`mlflow run . -e ablate -P init=kaiming -P steps={config.steps} --env-manager local`",
+         fmt(walls["ablate"], " s"), ""),
+        ("`mlflow run` of a trivial MLproject (`python -c pass`)", fmt(walls["trivial"], " s"), ""),
+        (f"(ablate wall - in-process compute {compute_s:.2f} s) / trivial wall (target <= 1.2)", fmt(over),
+         "met" if np.median(over) <= TARGETS["mlflow_run"] else "NOT met"),
+    ]
+
+
+# ---------------------------------------------------------------- 5: scale
+
+def bench_scale(quick):
+    steps, reps = (300, 1) if quick else (1000, 3)
+    config = AblateConfig(steps=steps)
+    names = ["uniform", "xavier", "kaiming"]
+    ds = ablate.dataset(config)
+    walls = {"sequential": [], "parallel": []}
+    results = {}
+
+    def sequential():
+        t = time.perf_counter()
+        results["seq"] = {n: ablate.train(config, n, ds) for n in names}
+        walls["sequential"].append(time.perf_counter() - t)
+
+    def par():
+        t = time.perf_counter()
+        with parallel.Trainings(config, ds, names) as tr:
+            results["par"] = tr.results()
+        walls["parallel"].append(time.perf_counter() - t)
+
+    for _ in range(reps):
+        sequential()
+        par()
+    same = all(np.array_equal(results["seq"][n].losses, results["par"][n].losses, equal_nan=True) for n in names)
+    ratio = np.array(walls["parallel"]) / np.median(walls["sequential"])
+    per_init = {n: r.outcome for n, r in results["seq"].items()}
+    rows = [
+        (f"three inits, {steps} steps, sequential in process ({', '.join(f'{k} {v}' for k, v in per_init.items())})",
+         fmt(walls["sequential"], " s"), ""),
+        (f"same, {parallel.workers_for(3)} worker processes incl. their start (bit-identical: {same})",
+         fmt(walls["parallel"], " s"), ""),
+        ("parallel / sequential (target <= 0.6)", fmt(ratio), "met" if np.median(ratio) <= TARGETS["parallel"] else "NOT met"),
+    ]
+    base = None
+    for width in (256, 512, 1024, 2048, 4096):
+        wc = walk.WalkConfig(width=width)
+        t = interleaved({"walk": lambda: [walk.run_walk(wc, n) for n in names]}, 3 if quick else 5)["walk"]
+        base = base or np.median(t)
+        rows.append((f"walk, 3 inits, depth {wc.depth}, batch {wc.batch}, width {width}",
+                     f"{fmt(t, ' s', prec=3)}; x{np.median(t) / base:.1f} of width 256 (width^2 would be "
+                     f"x{(width / 256) ** 2:.0f})", ""))
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+def machine() -> list:
+    hw, blas = provenance.hardware(), provenance.blas()
+    return [f"CPU: {hw['cpu_model']}, {hw['logical_cores']} logical cores, governor {hw['cpu_governor']}",
+            f"BLAS: {blas['library']} {blas['version']} ({blas['architecture']}), pinned to "
+            f"{provenance.BLAS_THREADS} thread (threads now: {blas['threads']})",
+            f"Python {sys.version.split()[0]}, numpy {np.__version__}"]
+
+
+def table(rows) -> str:
+    out = ["| measurement | median [min-max] | target |", "| --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer steps and repetitions (~2 min)")
+    p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    p.add_argument("--only", default="core,tracking,e2e,scale")
+    args = p.parse_args(argv)
+    only = set(args.only.split(","))
+    _blas = provenance.pin_blas_threads()
+    provenance.warm_up_blas()  # a float64 GEMM before any float32 one (the OpenBLAS first-call trap)
+    load0, started = os.getloadavg(), time.perf_counter()
+    sections, notes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if "core" in only:
+            rows, n = bench_core(args.quick)
+            sections.append(("1-2. Training step vs the GEMM bound and PyTorch (12 x 256 ReLU MLP, batch 64)", rows))
+            notes += n
+            print(table(rows), flush=True)
+        if "tracking" in only or "e2e" in only:
+            rows, compute_s, config = bench_tracking(args.quick, tmp)
+            sections.append(("3. Recording overhead, in process", rows))
+            print(table(rows), flush=True)
+            if "e2e" in only:
+                rows = bench_e2e(args.quick, tmp, compute_s, config)
+                sections.append(("4. End to end: `mlflow run`", rows))
+                print(table(rows), flush=True)
+        if "scale" in only:
+            rows = bench_scale(args.quick)
+            sections.append(("5. Scale", rows))
+            print(table(rows), flush=True)
+    load1 = os.getloadavg()
+    doc = [f"# Benchmarks", "",
+           f"`python scripts/bench.py{' --quick' if args.quick else ''}` on "
+           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+           f"{time.perf_counter() - started:.0f} s. Medians over interleaved repetitions, [min-max].", ""]
+    doc += [f"- {m}" for m in machine()]
+    doc += [f"- Load average (1, 5, 15 min) at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
+            f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} on {os.cpu_count()} cores "
+            "(the machine is shared: a load above ~1 means other processes took CPU during the run)", ""]
+    for title, rows in sections:
+        doc += [f"## {title}", "", table(rows), ""]
+    if notes:
+        doc += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        if Path(args.out).exists() and "<!-- analysis -->" in Path(args.out).read_text():
+            keep = Path(args.out).read_text().split("<!-- analysis -->", 1)[1]
+            doc += ["<!-- analysis -->" + keep.rstrip("\n")]
+        Path(args.out).write_text("\n".join(doc) + "\n")
+        print(f"bench: wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The fast training core gives the reference's bits; init=all in worker processes gives the sequential bits.
+
+The oracle is the straightforward loop written here with nn.py only (forward, cross_entropy,
+backward, SGD.step, diagnostics.layer_stats on the reference model), independent of ablate.run_core
+and fastmlp. Not timed: speed is scripts/bench.py's business.
+"""
+import numpy as np
+import pytest
+
+from initstudy import ablate, data, diagnostics, fastmlp, nn, parallel, provenance
+from initstudy.ablate import AblateConfig
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        yield
+
+
+def reference(config, init, ds):
+    """(losses, diag rows, val losses, hidden outputs/grads at the end, model) by plain nn.py."""
+    model = ablate.build_model(config, init)
+    opt = nn.SGD(model.params(), config.lr, config.momentum)
+    batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    losses, diag, val = [], [], []
+    with np.errstate(all="ignore"):
+        for s in range(config.steps):
+            if s % config.eval_every == 0:
+                val.append(ablate.evaluate(model, ds.x_val, ds.y_val))
+            idx = next(batches)
+            loss, dlogits = nn.cross_entropy(model.forward(ds.x_train[idx]), ds.y_train[idx])
+            losses.append(loss)
+            if not np.isfinite(loss):
+                break
+            model.backward(dlogits)
+            opt.step(model.params())
+            if s % config.diag_every == 0:
+                diag.append(diagnostics.layer_stats(model, opt))
+    hidden = [(last.out.copy(), last.grad_out.copy()) for _, last, _ in model.blocks[:-1]]
+    return np.array(losses, float), diag, val, hidden, model
+
+
+def same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+CONFIGS = [  # (config, init): each activation, both dtypes, a divergence, a narrower odd-shaped net
+    (AblateConfig(steps=40, depth=6, width=64, input_dim=32), "kaiming"),
+    (AblateConfig(steps=30, depth=6, width=64, input_dim=32, dtype="float64"), "xavier"),
+    (AblateConfig(steps=30, depth=5, width=48, input_dim=40, classes=3, activation="tanh", gain=5 / 3,
+                  momentum=0.0), "kaiming"),
+    (AblateConfig(steps=30, depth=4, width=64, input_dim=32, activation="linear", batch=17), "xavier"),
+    (AblateConfig(steps=20), "uniform"),  # the lab's net: uniform diverges within a few steps
+    (AblateConfig(steps=20, dtype="float64"), "uniform"),
+]
+
+
+@pytest.mark.parametrize("config,init", CONFIGS, ids=lambda c: getattr(c, "activation", c))
+def test_fast_core_is_bit_identical_to_the_reference(config, init):
+    ds = ablate.dataset(config)
+    losses, diag, val, hidden, model = reference(config, init, ds)
+    core = ablate.make_core(config, init)
+    assert isinstance(core, fastmlp.FastMLP)
+    r = ablate.run_core(config, init, ds, core)
+
+    n = len(losses)
+    assert same(r.losses[:n], losses) and np.all(np.isnan(r.losses[n:]))
+    assert same(r.val_loss[:len(val)], [v for v, _ in val]) and same(r.val_acc[:len(val)], [a for _, a in val])
+    for k in diagnostics.STATS:
+        assert same(r.diag[k], np.array([d[k] for d in diag]).reshape(len(diag), config.depth)), k
+    for lin, W, b in zip(model.linears, core.W, core.b):
+        assert same(W, lin.weight) and same(b, lin.bias)
+    for (out, grad), h, g in zip(hidden, *core.hidden()):
+        assert same(h, out) and same(g, grad)
+    if init == "uniform":
+        assert r.outcome == "diverged" and r.steps_to_nan == n - 1 and r.steps_to_nan < config.steps
+
+
+def test_train_uses_the_fast_core_and_keeps_batchnorm_on_the_reference():
+    config = AblateConfig(steps=12, depth=4, width=32, input_dim=16)
+    assert isinstance(ablate.make_core(config, "kaiming"), fastmlp.FastMLP)
+    bn = AblateConfig(steps=12, depth=4, width=32, input_dim=16, norm="batchnorm")
+    assert isinstance(ablate.make_core(bn, "kaiming"), ablate.ReferenceCore)
+    ds = ablate.dataset(bn)
+    assert same(ablate.train(bn, "kaiming", ds).losses, reference(bn, "kaiming", ds)[0])
+    with pytest.raises(ValueError, match="batchnorm"):
+        fastmlp.FastMLP(ablate.build_model(bn, "kaiming"), bn.lr, bn.momentum, bn.batch)
+
+
+def test_parallel_inits_are_bit_identical_to_sequential():
+    config = AblateConfig(steps=25, depth=5, width=64, input_dim=32)
+    ds = ablate.dataset(config)
+    names = ["uniform", "xavier", "kaiming"]
+    seen = {n: [] for n in names}
+    with parallel.Trainings(config, ds, names) as t:
+        par = t.results({n: (lambda s, v, n=n: seen[n].append((s, v))) for n in names})
+    assert list(par) == names
+    for n in names:
+        seq = ablate.train(config, n, ds)
+        for field in ("losses", "val_loss", "val_acc", "diag_steps"):
+            assert same(getattr(par[n], field), getattr(seq, field)), (n, field)
+        for k in diagnostics.STATS:
+            assert same(par[n].diag[k], seq.diag[k]), (n, k)
+        assert par[n].outcome == seq.outcome and par[n].steps_to_nan == seq.steps_to_nan
+        # every computed loss reached the parent's on_step, in order
+        steps = [s for s, _ in seen[n]]
+        assert steps == list(range(len(steps))) and len(steps) == np.sum(~np.isnan(seq.losses))
+
+
+def test_a_failing_worker_raises_in_the_parent():
+    config = AblateConfig(steps=5, depth=3, width=16, input_dim=8)
+    with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
+        with pytest.raises(Exception, match="no-such-init"):
+            t.results()
