@@ -185,14 +185,15 @@ def make_core(config: AblateConfig, init: str):
     return ReferenceCore(model, config.lr, config.momentum)
 
 
-def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_step=None) -> AblateResult:
-    """on_step(step, loss), if given, sees each loss as it is computed (so a killed run can flush it)."""
+def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_step=None, on_diag=None) -> AblateResult:
+    """on_step(step, loss), if given, sees each loss as it is computed (so a killed run can flush it);
+    on_diag(step, {stat: per-layer array}) each diagnostics row."""
     one_of("init", init, tuple(inits.INITS))
     ds = ds or dataset(config)
-    return run_core(config, init, ds, make_core(config, init), on_step)
+    return run_core(config, init, ds, make_core(config, init), on_step, on_diag)
 
 
-def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=None) -> AblateResult:
+def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=None, on_diag=None) -> AblateResult:
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
     stats = getattr(core, "stats", None) or (lambda: diagnostics.layer_stats(core, core))
     steps = config.steps
@@ -221,8 +222,11 @@ def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=No
                 hist_act["init"], hist_grad["init"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
             if s % config.diag_every == 0:
                 diag_steps.append(s)
-                for k, v in stats().items():
+                row = stats()
+                for k, v in row.items():
                     diag[k].append(v)
+                if on_diag is not None:
+                    on_diag(s, row)
         acts, grads = core.hidden()
         hist_act["end"], hist_grad["end"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
         if val_steps[-1] != updates:

@@ -14,6 +14,7 @@ import time
 from initstudy import ablate, provenance
 
 CHUNK = 100  # losses per progress message
+DIAG_CHUNK = 10  # diagnostics rows per progress message (~12 layers x 7 stats each)
 
 _progress = None  # the worker's queue to the parent
 _blas = None  # the worker's BLAS thread limit, kept alive for the process
@@ -30,22 +31,25 @@ def _start_worker(progress):
 
 
 def _train(config, init, ds):
-    chunk = []
+    chunks = {"loss": [], "diag": []}
 
-    def on_step(step, loss):
-        chunk.append((step, loss))
-        if len(chunk) >= CHUNK:
-            _progress.put((init, chunk[:]))
-            chunk.clear()
+    def report(kind, size):
+        def on(step, value):
+            chunks[kind].append((step, value))
+            if len(chunks[kind]) >= size:
+                _progress.put((init, kind, chunks[kind][:]))
+                chunks[kind].clear()
+        return on
 
-    result = ablate.train(config, init, ds, on_step=on_step)
-    if chunk:
-        _progress.put((init, chunk))
+    result = ablate.train(config, init, ds, on_step=report("loss", CHUNK), on_diag=report("diag", DIAG_CHUNK))
+    for kind, chunk in chunks.items():
+        if chunk:
+            _progress.put((init, kind, chunk))
     return result
 
 
 class Trainings:
-    """`with Trainings(config, ds, names) as t:` starts the trainings; t.results(on_step) waits for them."""
+    """`with Trainings(config, ds, names) as t:` starts the trainings; t.results(...) waits for them."""
 
     def __init__(self, config, ds, names):
         self.names = list(names)
@@ -61,27 +65,35 @@ class Trainings:
         self.pool.terminate()  # nothing to wait for on success; on error or a signal, stop now
         self.pool.join()
 
-    def _drain(self, on_step, counts, timeout):
+    def _drain(self, callbacks, counts, timeout):
         try:
-            init, chunk = self.progress.get(timeout=timeout)
+            init, kind, chunk = self.progress.get(timeout=timeout)
         except queue.Empty:
             return
-        counts[init] += len(chunk)
-        for step, loss in chunk:
-            if init in on_step:
-                on_step[init](step, loss)
+        counts[init, kind] += len(chunk)
+        f = callbacks[kind].get(init)
+        for step, value in chunk if f is not None else ():
+            f(step, value)
 
-    def results(self, on_step=None) -> dict:
+    def results(self, on_step=None, on_diag=None, idle=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.
-        on_step {init: f(step, loss)} sees every computed loss, in order, before this returns."""
-        on_step, out, counts = on_step or {}, {}, dict.fromkeys(self.names, 0)
+        on_step {init: f(step, loss)} and on_diag {init: f(step, {stat: per-layer array})} see every
+        loss and diagnostics row, in order, before this returns; idle() is called between messages."""
+        callbacks = {"loss": on_step or {}, "diag": on_diag or {}}
+        counts = {(n, kind): 0 for n in self.names for kind in callbacks}
+        out = {}
         while len(out) < len(self.names):
-            self._drain(on_step, counts, 0.05)
+            self._drain(callbacks, counts, 0.05)
+            if idle is not None:
+                idle()
             for n, r in self.pending.items():
                 if n not in out and r.ready():
                     out[n] = r.get()
-        computed = {n: len(r.losses) if r.steps_to_nan is None else r.steps_to_nan + 1 for n, r in out.items()}
+        computed = {}
+        for n, r in out.items():
+            computed[n, "loss"] = len(r.losses) if r.steps_to_nan is None else r.steps_to_nan + 1
+            computed[n, "diag"] = len(r.diag_steps)
         deadline = time.monotonic() + 30
         while counts != computed and time.monotonic() < deadline:  # the last chunks may still be in the pipe
-            self._drain(on_step, counts, 1.0)
+            self._drain(callbacks, counts, 1.0)
         return {n: out[n] for n in self.names}

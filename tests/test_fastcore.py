@@ -114,3 +114,24 @@ def test_a_failing_worker_raises_in_the_parent():
     with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
         with pytest.raises(Exception, match="no-such-init"):
             t.results()
+
+
+def test_streamed_recording_logs_every_point_once(store, monkeypatch):
+    """init=all trains in workers and logs loss and diagnostics while they train: read back from a real
+    store, every run holds exactly the points of a full, sequential recording (_ablate_metrics)."""
+    from initstudy.jobs import ablate as job, summary_metrics
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", store.experiment_id)
+    config = AblateConfig(steps=30, depth=4, width=32, input_dim=16, diag_every=5)
+    out = job.run(config, "all", store.uri)
+    for name, r in out["results"].items():
+        expected = {}
+        for key, value, step in job._ablate_metrics(r) + summary_metrics(job.ablate_summary([r])):
+            expected.setdefault(key, []).append((step, float(value)))
+        run_id = out["run_ids"][name]
+        assert set(store.client.get_run(run_id).data.metrics) == set(expected), name
+        for key in ("loss", "grad_std/L01", "update_data/L04", "val_acc", "final_loss"):
+            got = sorted((m.step, m.value) for m in store.client.get_metric_history(run_id, key))
+            want = sorted(expected[key])
+            assert len(got) == len(want) and all(s == t and (v == w or (np.isnan(v) and np.isnan(w)))
+                                                 for (s, v), (t, w) in zip(got, want)), (name, key)

@@ -40,6 +40,34 @@ def _ablate_metrics(r) -> list:
     return m
 
 
+# Logged while the inits train (the parent process is otherwise idle then), in log_batch calls of
+# BATCH points; a run killed meanwhile keeps what was logged, and run_set flushes the rest.
+STREAMED = ("loss", *diagnostics.STATS)
+BATCH = 1000  # MLflow's limit of metrics per log_batch
+
+
+def _stream(tracker, ids):
+    """(on_diag(name) -> f(step, row) queueing a diagnostics row, flush(force) logging the queue)."""
+    queue = ids.partial  # ids.on_step appends each loss here too; mutated in place, never rebound
+
+    def on_diag(name):
+        rid = ids[name]
+        return lambda step, row: queue.extend(
+            (rid, diagnostics.metric_key(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
+
+    def flush(force=False):
+        if len(queue) < (1 if force else BATCH):
+            return
+        by_run = {}
+        for rid, key, value, step in queue:
+            by_run.setdefault(rid, []).append((key, value, step))
+        del queue[:]
+        for rid, metrics in by_run.items():
+            tracker.log(rid, metrics=metrics)
+
+    return on_diag, flush
+
+
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     cfg = to_dict(config)
@@ -50,9 +78,10 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         provenance.warm_up_blas()
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
-        out = trainings.results({n: ids.on_step(n) for n in names})
-        ids.partial.clear()  # all computed: recorded below in full
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
+        on_diag, flush = _stream(tracker, ids)
+        out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush)
+        flush(force=True)  # the streamed metrics are all in; the rest is recorded below
         title = (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
                  f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
         for rid, group in groups(ids, out):
@@ -63,7 +92,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             if len(group) == 1:
                 r = group[0]
                 params["weight_seed"] = r.weight_seed
-                metrics = _ablate_metrics(r)
+                metrics = [m for m in _ablate_metrics(r) if m[0].split("/")[0] not in STREAMED]
                 tags[tracking.OUTCOME_TAG] = r.outcome
                 artifacts["diagnostics.png"] = lambda path, r=r: plots.training_diagnostics(
                     r, path, title=f"{inits.INITS[r.init].label}: activations, gradients, updates")
