@@ -21,7 +21,7 @@ class Parser(argparse.ArgumentParser):
 # `mlflow run` entry points: initstudy.jobs.<name> has HELP, add_arguments(parser), main(args)
 ENTRIES = ("walk", "ablate", "sweep", "diagnose")
 # other commands: initstudy.<name> has HELP, add_arguments(parser), main(args)
-TOOLS = ()
+TOOLS = ("reproduce",)
 
 
 def build_parser():

@@ -80,6 +80,60 @@ class Tracker:
     def end(self, run_id: str, status: str = "FINISHED"):
         self.client.set_terminated(run_id, status=status)
 
+    # reading back (export)
+    def get_run(self, run_id: str):
+        """The run, or None if this store has no run with that id."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as e:
+            if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    def search(self, filter_string: str) -> list:
+        """Runs matching the filter in every active experiment, newest first."""
+        ids = [e.experiment_id for e in self.client.search_experiments()]
+        runs, token = [], None
+        while ids:
+            page = self.client.search_runs(ids, filter_string, max_results=1000, page_token=token,
+                                           order_by=["attributes.start_time DESC"])
+            runs += list(page)
+            token = page.token
+            if not token:
+                break
+        return runs
+
+    def download(self, run_id: str, path: str, dst):
+        """One artifact of a run copied into the folder dst; returns its local path."""
+        from pathlib import Path
+
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db in cwd)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+
+
+def missing_local_store(uri: str) -> str | None:
+    """The path of a local store (sqlite file, file: folder, bare path) that does not exist, else None.
+    Checked before MLflow sees the URI: MLflow would create an empty store there."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    if uri.startswith("sqlite:///"):
+        path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+        return None if path == ":memory:" or Path(path).is_file() else path
+    parts = urlsplit(uri)
+    if parts.scheme == "file" or not parts.scheme:
+        path = unquote(parts.path) if parts.scheme else uri
+        return None if Path(path).is_dir() else path
+    return None
+
 
 def redact_uri(uri: str) -> str:
     """The tracking URI without user:password@ (safe to record)."""

@@ -1,0 +1,221 @@
+"""`initstudy reproduce MANIFEST`: re-run a lab folder from its manifest and compare every series.
+
+The manifest's config and seeds go back through the same pure functions the runs used
+(walk.run_walk, ablate.train) with BLAS pinned to one thread, and every series and number of the
+results document beside the manifest (results.json or losses.json) is compared exactly, NaN equal
+to NaN. Any difference is reported per series (max absolute and relative difference) and exits 1;
+`--tolerance` accepts a relative difference for a run from another machine, and lists which
+recorded versions, hardware or BLAS differ from this one.
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from initstudy import ablate, inits, manifest, provenance, results, walk
+from initstudy.config import ConfigError, _float, parse, to_dict
+
+HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
+
+LABS = {walk.EXPERIMENT: (walk.WalkConfig, "results.json"), ablate.EXPERIMENT: (ablate.AblateConfig, "losses.json")}
+
+
+def add_arguments(parser):
+    parser.add_argument("manifest", help="a lab folder's manifest.json (its results file lies beside it)")
+    parser.add_argument("--tolerance", default=None, metavar="REL",
+                        help="accept a max relative difference up to REL (runs from another machine)")
+
+
+def main(args):
+    code = run(args.manifest, args.tolerance)
+    if code:
+        raise SystemExit(code)
+
+
+def cli(argv=None, prog="initstudy reproduce") -> int:
+    """The folder scripts' entry: same arguments, one line on bad input (exit 2)."""
+    from initstudy.cli import Parser, UsageError
+
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+        return run(args.manifest, args.tolerance)
+    except (UsageError, ConfigError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+# --- load
+
+def load(path) -> tuple[dict, object, dict]:
+    """(manifest, config, recorded results document); every problem is one ConfigError line."""
+    try:
+        mf = manifest.read(path)
+    except manifest.ManifestError as e:
+        raise ConfigError(str(e)) from None
+    if mf["experiment"] not in LABS:
+        raise ConfigError(f"manifest experiment must be one of {', '.join(LABS)}; got {mf['experiment']!r}")
+    cls, name = LABS[mf["experiment"]]
+    config = parse(cls, manifest.config_from_lab(mf["config"]))
+    unknown = [i for i in mf["config"]["inits"] if i not in inits.INITS]
+    if unknown:
+        raise ConfigError(f"manifest config lists unknown inits {', '.join(unknown)}; allowed: {', '.join(inits.INITS)}")
+    expected = expected_seeds(config, mf["config"]["inits"])
+    wrong = [k for k in expected if mf["seeds"].get(k) != expected[k]]
+    if wrong:
+        raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from seed {config.seed}"
+                          f"{' / data_seed ' + str(config.data_seed) if hasattr(config, 'data_seed') else ''}")
+    doc_path = Path(path).with_name(name)
+    try:
+        doc = json.loads(doc_path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inits"), dict):
+        raise ConfigError(f"{doc_path} has no 'inits' block")
+    return mf, config, doc
+
+
+def expected_seeds(config, names) -> dict:
+    if isinstance(config, walk.WalkConfig):
+        base = {"input": config.input_seed()}
+    else:
+        base = config.stream_seeds()
+    return {**base, **{f"weights/{i}": config.weight_seed(i) for i in names}}
+
+
+# --- re-run
+
+def rerun(config, names) -> tuple[dict, dict]:
+    """(results document, results_summary) recomputed, BLAS pinned to one thread as in the runs."""
+    cfg = to_dict(config)
+    with provenance.pin_blas_threads():
+        if isinstance(config, walk.WalkConfig):
+            rs = [walk.run_walk(config, i) for i in names]
+            summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in rs}
+            return results.walk_json(cfg, rs), summary
+        from initstudy.jobs.ablate import ablate_summary
+
+        provenance.warm_up_blas()
+        ds = ablate.dataset(config)
+        rs = [ablate.train(config, i, ds) for i in names]
+        return results.ablate_json(cfg, rs), ablate_summary(rs)
+
+
+# --- compare
+
+SERIES_KEYS = ("layers", "loss", "val")
+
+
+def scalars(doc: dict, summary: dict) -> dict:
+    """Every number or label outside the series: per init, and the manifest's results_summary."""
+    out = {}
+    for init, block in doc["inits"].items():
+        for k, v in block.items():
+            if k in SERIES_KEYS:
+                continue
+            if isinstance(v, dict):
+                out.update({f"{init}/{k}/{kk}": vv for kk, vv in v.items()})
+            else:
+                out[f"{init}/{k}"] = v
+    out.update({f"results_summary/{k}": v for k, v in summary.items()})
+    return out
+
+
+def series_of(doc: dict) -> dict:
+    try:
+        return results.walk_series(doc) if "layers" in next(iter(doc["inits"].values()), {}) else results.ablate_series(doc)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"the recorded results document is malformed ({type(e).__name__}: {e})") from None
+
+
+def diff(recorded: np.ndarray, now: np.ndarray) -> tuple[bool, float, float, str]:
+    """(bit-identical, max abs diff, max rel diff, note) with NaN equal to NaN."""
+    if recorded.shape != now.shape:
+        return False, math.inf, math.inf, f"length {len(recorded)} recorded, {len(now)} now"
+    if np.array_equal(recorded, now, equal_nan=True):
+        return True, 0.0, 0.0, ""
+    nan_r, nan_n = np.isnan(recorded), np.isnan(now)
+    if not np.array_equal(nan_r, nan_n):
+        first = int(np.argmax(nan_r != nan_n))
+        return False, math.inf, math.inf, f"NaN at different positions (first at index {first})"
+    ok = ~nan_r
+    a = np.abs(recorded[ok] - now[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(a == 0, 0.0, a / np.maximum(np.abs(recorded[ok]), np.abs(now[ok])))
+    return False, float(a.max()), float(rel.max()), ""
+
+
+def _value_equal(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+def environment_differences(mf: dict) -> list[str]:
+    here = provenance.collect()
+    out = []
+    for part in ("versions", "hardware", "blas"):
+        rec, now = mf.get(part) or {}, here[part]
+        for k in sorted(set(rec) | set(now)):
+            if part == "blas" and k == "threads":
+                continue  # the run pinned it; so do we
+            if rec.get(k) != now.get(k):
+                out.append(f"{part}.{k}: recorded {rec.get(k)!r}, here {now.get(k)!r}")
+    if mf.get("blas", {}).get("threads") not in (None, provenance.BLAS_THREADS):
+        out.append(f"blas.threads: recorded {mf['blas']['threads']!r}, re-run pinned to {provenance.BLAS_THREADS}")
+    return out
+
+
+def run(path, tolerance=None) -> int:
+    tol = None
+    if tolerance is not None:
+        tol = _float("tolerance", tolerance)
+        if tol < 0:
+            raise ConfigError(f"tolerance must be >= 0, got {tolerance!r}")
+    mf, config, doc = load(path)
+    names = list(mf["config"]["inits"])
+    now_doc, now_summary = rerun(config, names)
+    rec_series, now_series = series_of(doc), series_of(now_doc)
+    rec_scalars, now_scalars = scalars(doc, mf["results_summary"]), scalars(now_doc, now_summary)
+
+    bad, near = [], []  # lines for series/values that differ beyond / within the tolerance
+    for key in sorted(set(rec_series) | set(now_series)):
+        if key not in rec_series or key not in now_series:
+            bad.append(f"{key}: {'missing from the recorded results' if key not in rec_series else 'not recomputed'}")
+            continue
+        same, ab, rel, note = diff(rec_series[key], now_series[key])
+        if same:
+            continue
+        line = f"{key}: {note}" if note else f"{key}: max abs diff {ab:.3g}, max rel diff {rel:.3g}"
+        (near if tol is not None and not note and rel <= tol else bad).append(line)
+    for key in sorted(set(rec_scalars) | set(now_scalars)):
+        a, b = rec_scalars.get(key, "<missing>"), now_scalars.get(key, "<missing>")
+        if _value_equal(a, b):
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        rel = abs(a - b) / max(abs(a), abs(b)) if numeric and math.isfinite(a - b) else math.inf
+        line = f"{key}: recorded {a!r}, now {b!r}" + (f" (rel diff {rel:.3g})" if numeric else "")
+        (near if tol is not None and rel <= tol else bad).append(line)
+
+    n = f"{len(rec_series)} series and {len(rec_scalars)} values of {', '.join(names)}"
+    where = Path(path)
+    if not bad and not near:
+        print(f"reproduced bit for bit: {n} ({mf['experiment']}, {where})")
+    elif not bad:
+        print(f"reproduced within relative tolerance {tol:g}, not bit for bit: {n} ({mf['experiment']}, {where})")
+        print("\n".join(f"  {l}" for l in near))
+    else:
+        print(f"NOT reproduced: {len(bad)} of {len(rec_series) + len(rec_scalars)} series/values differ"
+              f"{'' if tol is None else f' beyond relative tolerance {tol:g}'} ({mf['experiment']}, {where})")
+        print("\n".join(f"  {l}" for l in bad + near))
+    if bad or tol is not None:
+        env = environment_differences(mf)
+        print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
+        for line in env:
+            print(f"  {line}")
+    return 1 if bad else 0
