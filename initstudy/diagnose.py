@@ -39,8 +39,8 @@ class DiagnoseConfig:
     lr_decay_step: int = 100_000  # from this step on, lr * lr_decay (the notebook: 0.1, then 0.01)
     lr_decay: float = 0.1
     batch: int = 32
-    steps: int = 4000
-    diag_every: int = 10
+    steps: int = 3000
+    diag_every: int = 20
     samples: int = 20
     seed: int = 42
     data_seed: int = 42

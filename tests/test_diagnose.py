@@ -171,7 +171,8 @@ def test_batchnorm_eval_mode_matches_full_training_set_statistics(words):
 # --- end to end -------------------------------------------------------------------------------------
 
 def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
-    steps, config = 300, {"norm": "batchnorm", "steps": "300", "diag_every": "25"}
+    # lr typed as 1e-1: logged as typed (mlflow run logged it so already), trained as 0.1
+    steps, config = 300, {"norm": "batchnorm", "steps": "300", "diag_every": "25", "lr": "1e-1"}
     proc = mlflow_run(store, "diagnose", **config)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_,) = store.runs()
@@ -179,7 +180,7 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     assert run_.info.status == "FINISHED"
     assert run_.data.tags["initstudy.experiment"] == diagnose.EXPERIMENT and run_.data.tags["initstudy.init"] == "xavier"
     p, m = run_.data.params, run_.data.metrics
-    assert p["norm"] == "batchnorm" and p["gain"] == repr(5 / 3) and p["vocab"] == "27"
+    assert p["norm"] == "batchnorm" and p["gain"] == repr(5 / 3) and p["vocab"] == "27" and p["lr"] == "1e-1"
     assert p["corpus_words"] == str(len(words)) and p["blas.threads"] == "1"
     (dataset_input,) = run_.inputs.dataset_inputs
     assert dataset_input.dataset.digest == p["dataset_digest"]
