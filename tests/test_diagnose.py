@@ -193,10 +193,11 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     assert m["initial_loss"] == expected.initial_loss and m["expected_initial_loss"] == pytest.approx(LN27)
     assert m["train_loss"] == expected.train_loss and m["dev_loss"] == expected.dev_loss
     for stat in ("act_mean", "act_std", "sat", "grad_mean", "grad_std", "grad_data", "update_data"):
-        for layer in range(1, 7):
-            hist = sorted(client.get_metric_history(rid, f"{stat}/L{layer:02d}"), key=lambda x: x.step)
-            assert [x.step for x in hist] == list(expected.diag_steps), stat
-            np.testing.assert_array_equal([x.value for x in hist], expected.diag[stat][:, layer - 1])
+        for layer in range(1, 7):  # every layer's last value; the whole history of the first
+            assert m[f"{stat}/L{layer:02d}"] == expected.diag[stat][-1, layer - 1], (stat, layer)
+        hist = sorted(client.get_metric_history(rid, f"{stat}/L01"), key=lambda x: x.step)
+        assert [x.step for x in hist] == list(expected.diag_steps), stat
+        np.testing.assert_array_equal([x.value for x in hist], expected.diag[stat][:, 0])
     for stat in ("grad_data", "update_data"):  # the embedding C
         hist = sorted(client.get_metric_history(rid, f"{stat}/L00"), key=lambda x: x.step)
         np.testing.assert_array_equal([x.value for x in hist], expected.emb_diag[stat])
