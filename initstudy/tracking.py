@@ -23,7 +23,7 @@ class Tracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self.uri = tracking_uri or mlflow.get_tracking_uri()
+        self.uri = _credentials_to_env(tracking_uri or mlflow.get_tracking_uri())
         self.client = MlflowClient(self.uri)
 
     def experiment_id(self) -> str:
@@ -177,3 +177,16 @@ def _credentials(uri: str) -> list:
 
     parts = urlsplit(uri)
     return [s for s in (parts.password, parts.username) if s]
+
+
+def _credentials_to_env(uri: str) -> str:
+    """user:password@ of an http(s) URI moved to MLFLOW_TRACKING_USERNAME/PASSWORD (MLflow's basic
+    auth), so the URI MLflow holds, prints ("View run at ...") and we record carries none."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or (parts.username is None and parts.password is None):
+        return uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password or ""))
+    return redact_uri(uri)

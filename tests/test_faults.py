@@ -1,0 +1,122 @@
+"""Faults for real: a signal to a training `mlflow run`, four runs at once into one fresh store."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, mlflow_run
+from initstudy import ablate, provenance
+
+KILL_CONFIG = dict(init="kaiming", depth=4, width=64, input_dim=64, steps=200000, eval_every=1000, diag_every=1000)
+
+
+def wait_for_training(store, proc, timeout=60):
+    """The run `mlflow run` opened, once our job has named it (runs open just before training)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        runs = store.runs("tags.`mlflow.runName` = 'ablate-kaiming'")
+        if runs:
+            return runs[0]
+        time.sleep(0.5)
+    raise AssertionError("the run never started")
+
+
+@pytest.mark.parametrize("sig,via", [(signal.SIGTERM, "mlflow run"), (signal.SIGINT, "python -m initstudy")])
+def test_signal_mid_training_flushes_and_closes(store, sig, via):
+    """The signal goes to the process group, as a terminal's Ctrl-C or a scheduler's stop does.
+    SIGINT goes to the bare command (what MLproject runs) to spare a second `mlflow run` start."""
+    if via == "mlflow run":
+        cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "ablate", "--env-manager", "local"]
+        for k, v in KILL_CONFIG.items():
+            cmd += ["-P", f"{k}={v}"]
+    else:
+        cmd = [sys.executable, "-m", "initstudy", "ablate"] + [a for k, v in KILL_CONFIG.items() for a in (f"--{k}", str(v))]
+    proc = subprocess.Popen(cmd, env=store.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        run = wait_for_training(store, proc)
+        time.sleep(2)  # thousands of steps computed, none recorded yet
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0, err[-3000:]
+    run = store.client.get_run(run.info.run_id)
+    assert run.info.status in ("KILLED", "FAILED"), run.info.status
+    hist = sorted(store.client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
+    assert len(hist) >= 100, (len(hist), err[-3000:])  # what was computed is there...
+    assert len(hist) < KILL_CONFIG["steps"]  # ...and the run really was cut short
+    assert [m.step for m in hist] == list(range(len(hist)))
+    # the flushed points are the oracle's first steps, bit for bit
+    config = ablate.AblateConfig(**{k: v for k, v in KILL_CONFIG.items() if k != "init"} | {"steps": len(hist)})
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        oracle = ablate.train(config, "kaiming")
+    np.testing.assert_array_equal([m.value for m in hist], oracle.losses)
+    # nothing of ours is left running
+    assert store.runs("attributes.status = 'RUNNING'") == []
+
+
+def test_four_concurrent_runs_into_one_fresh_store(store):
+    """4 `mlflow run` processes into a fresh SQLite store (experiment pre-created): 0 errors, every point back."""
+    steps = 60
+    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "ablate", "--env-manager", "local",
+           "-P", "init=kaiming", "-P", "depth=3", "-P", "width=32", "-P", "input_dim=32", "-P", f"steps={steps}"]
+    procs = [subprocess.Popen(cmd + ["-P", f"seed={s}"], env=store.env(), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for s in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [e[-2000:] for _, e in outs]
+    assert not any("Traceback" in e or "locked" in e for _, e in outs)
+    runs = store.runs()
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
+    for r in runs:
+        hist = store.client.get_metric_history(r.info.run_id, "loss")
+        assert sorted(m.step for m in hist) == list(range(steps))
+        val = store.client.get_metric_history(r.info.run_id, "val_loss")
+        assert len(val) == len({m.step for m in val}) == steps // 10 + 1
+
+
+def tree_digest(folder):
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_kill_during_export_force_leaves_the_folder_whole(store, tmp_path):
+    """SIGKILL `export_run.py --force` the moment its new folder appears beside the old one (it is
+    writing or renaming): the lab folder is still there, whole. The same runs give the same bytes,
+    so whether the kill came before or after the swap the folder must equal the first export."""
+    from conftest import initstudy
+
+    walk = initstudy("walk", "--depth", 3, "--width", 16, env=store.env())
+    assert walk.returncode == 0, walk.stderr[-2000:]
+    (parent,) = store.runs("tags.`initstudy.role` = 'parent'")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "scripts" / "export_run.py"), "--run-id", parent.info.run_id, "--out", str(out)]
+    first = subprocess.run(cmd, env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    target = out / "10-variance-walk"
+    before = tree_digest(target)
+    caught = 0
+    for _ in range(3):
+        proc = subprocess.Popen(cmd + ["--force"], env=store.env(), cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        while proc.poll() is None:  # busy-poll: the window is a few milliseconds
+            if any(n.startswith(".10-variance-walk.") for n in os.listdir(out)):
+                proc.kill()
+                caught += 1
+                break
+        proc.wait()
+        assert tree_digest(target) == before
+        if caught:
+            break
+    assert caught, "never caught the export between writing and renaming"
+    assert proc.returncode == -signal.SIGKILL
