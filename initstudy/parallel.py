@@ -75,10 +75,15 @@ class Trainings:
         for step, value in chunk if f is not None else ():
             f(step, value)
 
-    def results(self, on_step=None, on_diag=None, idle=None) -> dict:
+    def submit(self, fn, *args):
+        """Another task for the same workers (e.g. figures of a finished init); .get() its result."""
+        return self.pool.apply_async(fn, args)
+
+    def results(self, on_step=None, on_diag=None, idle=None, on_result=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.
         on_step {init: f(step, loss)} and on_diag {init: f(step, {stat: per-layer array})} see every
-        loss and diagnostics row, in order, before this returns; idle() is called between messages."""
+        loss and diagnostics row, in order, before this returns; idle() is called between messages;
+        on_result(init, result) as each init finishes."""
         callbacks = {"loss": on_step or {}, "diag": on_diag or {}}
         counts = {(n, kind): 0 for n in self.names for kind in callbacks}
         out = {}
@@ -89,6 +94,8 @@ class Trainings:
             for n, r in self.pending.items():
                 if n not in out and r.ready():
                     out[n] = r.get()
+                    if on_result is not None:
+                        on_result(n, out[n])
         computed = {}
         for n, r in out.items():
             computed[n, "loss"] = len(r.losses) if r.steps_to_nan is None else r.steps_to_nan + 1

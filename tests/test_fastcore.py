@@ -118,7 +118,8 @@ def test_a_failing_worker_raises_in_the_parent():
 
 def test_streamed_recording_logs_every_point_once(store, monkeypatch):
     """init=all trains in workers and logs loss and diagnostics while they train: read back from a real
-    store, every run holds exactly the points of a full, sequential recording (_ablate_metrics)."""
+    store, every run holds exactly the points of a full, sequential recording (_ablate_metrics), and
+    the figures the workers drew."""
     from initstudy.jobs import ablate as job, summary_metrics
 
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", store.experiment_id)
@@ -129,6 +130,9 @@ def test_streamed_recording_logs_every_point_once(store, monkeypatch):
         for key, value, step in job._ablate_metrics(r) + summary_metrics(job.ablate_summary([r])):
             expected.setdefault(key, []).append((step, float(value)))
         run_id = out["run_ids"][name]
+        # a child's figures are drawn in a worker: there, and real PNGs
+        assert {"diagnostics.png", "loss_curves.png", "losses.json"} <= set(store.artifact_names(run_id))
+        assert store.download(run_id, "diagnostics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert set(store.client.get_run(run_id).data.metrics) == set(expected), name
         for key in ("loss", "grad_std/L01", "update_data/L04", "val_acc", "final_loss"):
             got = sorted((m.step, m.value) for m in store.client.get_metric_history(run_id, key))

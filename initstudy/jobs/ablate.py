@@ -1,4 +1,8 @@
 """`ablate` (lab 01): train under every init, recorded as a parent run with a child per init."""
+import signal
+import tempfile
+from pathlib import Path
+
 from initstudy import ablate as ablate_mod
 from initstudy import diagnostics, inits, manifest, parallel, plots, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
@@ -40,6 +44,24 @@ def _ablate_metrics(r) -> list:
     return m
 
 
+def _title(config) -> str:
+    return (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
+            f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
+
+
+def _diag_title(r) -> str:
+    return f"{inits.INITS[r.init].label}: activations, gradients, updates"
+
+
+def child_figures(config, r) -> dict:
+    """A single init's figures as PNG bytes, {artifact name: bytes} (run in a worker process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        diag, curves = Path(tmp) / "diagnostics.png", Path(tmp) / "loss_curves.png"
+        plots.training_diagnostics(r, diag, title=_diag_title(r))
+        plots.loss_curves([r], curves, title=_title(config))
+        return {"diagnostics.png": diag.read_bytes(), "loss_curves.png": curves.read_bytes()}
+
+
 # Logged while the inits train (the parent process is otherwise idle then), in log_batch calls of
 # BATCH points; a run killed meanwhile keeps what was logged, and run_set flushes the rest.
 STREAMED = ("loss", *diagnostics.STATS)
@@ -58,12 +80,17 @@ def _stream(tracker, ids):
     def flush(force=False):
         if len(queue) < (1 if force else BATCH):
             return
-        by_run = {}
-        for rid, key, value, step in queue:
+        n, by_run = len(queue), {}
+        for rid, key, value, step in queue[:n]:
             by_run.setdefault(rid, []).append((key, value, step))
-        del queue[:]
-        for rid, metrics in by_run.items():
-            tracker.log(rid, metrics=metrics)
+        # a Ctrl-C or SIGTERM waits until the batch is in, so a killed run has no gap and no repeat
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for rid, metrics in by_run.items():
+                tracker.log(rid, metrics=metrics)
+            del queue[:n]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     return on_diag, flush
 
@@ -80,10 +107,13 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         on_diag, flush = _stream(tracker, ids)
-        out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush)
+        figures = {}  # init=all: a child's figures are drawn by a free worker while the others train
+        on_result = (lambda n, r: figures.__setitem__(n, trainings.submit(child_figures, config, r))) \
+            if len(names) > 1 else None
+        out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush,
+                                on_result=on_result)
         flush(force=True)  # the streamed metrics are all in; the rest is recorded below
-        title = (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
-                 f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
+        title = _title(config)
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
             params = {**common_params(cfg, prov), "dataset_digest": digest,
@@ -94,8 +124,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 params["weight_seed"] = r.weight_seed
                 metrics = [m for m in _ablate_metrics(r) if m[0].split("/")[0] not in STREAMED]
                 tags[tracking.OUTCOME_TAG] = r.outcome
-                artifacts["diagnostics.png"] = lambda path, r=r: plots.training_diagnostics(
-                    r, path, title=f"{inits.INITS[r.init].label}: activations, gradients, updates")
+                artifacts["diagnostics.png"] = lambda path, r=r: plots.training_diagnostics(r, path, title=_diag_title(r))
             summary = ablate_summary(group)
             metrics += summary_metrics(summary)
             mf = manifest.build(
@@ -107,5 +136,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "loss_curves.png": lambda path, g=group: plots.loss_curves(g, path, title=title),
             })
+            if len(group) == 1 and group[0].init in figures:
+                artifacts.update({name: lambda path, b=png: path.write_bytes(b)
+                                  for name, png in figures[group[0].init].get().items()})
             record(tracker, rid, params, metrics, artifacts, tags)
     return {"run_ids": ids, "results": out}
