@@ -121,6 +121,9 @@ def cases(store, world) -> dict:
                                         ["unreachable", "MLFLOW_TRACKING_URI"]),
         "unreachable server (walk)": (INITSTUDY + ["walk", "--depth", "2"], {**env, "MLFLOW_TRACKING_URI": dead},
                                       ["unreachable", "MLFLOW_TRACKING_URI"]),
+        "silent server (walk)": (INITSTUDY + ["walk", "--depth", "2"],
+                                 {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{world['silent_port']}"},
+                                 ["unreachable", "timed out"]),
     }
 
 
@@ -145,6 +148,10 @@ def refused(tmp_path_factory):
     world["corrupt"] = clone_set(store, children, _corrupt)
     before_runs = {r.info.run_id: (r.info.status, r.data.metrics, r.data.params) for r in store.runs()}
     before_out = tree_digest(world["out"])
+    silent = socket.socket()  # accepts connections (the kernel's backlog), never answers: a wrong URI's hang
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    world["silent_port"] = silent.getsockname()[1]
     table = cases(store, world)
 
     def go(item):
@@ -153,8 +160,11 @@ def refused(tmp_path_factory):
         proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
         return name, (proc, words, time.perf_counter() - t0)
 
+    timed = {n: table.pop(n) for n in list(table) if n.startswith(("unreachable", "silent"))}
     with ThreadPoolExecutor(3) as pool:
         done = dict(pool.map(go, table.items()))
+    done.update(map(go, timed.items()))  # one at a time: their latency is measured
+    silent.close()
     return {"store": store, "world": world, "done": done, "before_runs": before_runs, "before_out": before_out,
             "root": root}
 
@@ -164,7 +174,8 @@ NAMES = ["unknown init", "unknown activation", "unknown norm", "unknown dtype", 
          "non-numeric lr", "nan momentum", "batch above n_train", "sweep workers 0", "sweep unknown study",
          "sweep unknown init", "sweep empty seeds", "sweep steps with walk", "unknown parameter", "unknown run id",
          "unfinished run", "mixed configs", "existing output", "escaping output path", "corrupt manifest",
-         "incomplete manifest", "unreachable server (export)", "unreachable server (walk)"]
+         "incomplete manifest", "unreachable server (export)", "unreachable server (walk)",
+         "silent server (walk)"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -173,7 +184,8 @@ def test_refused_with_one_line(refused, name):
     assert_refused(proc, *words)
     ours = [l for l in proc.stderr.splitlines() if l.startswith(("initstudy", "export_run"))]
     assert len(ours) == 1, proc.stderr  # one line of ours (mlflow run adds its own log lines around it)
-    if name.startswith("unreachable"):
+    if name.startswith(("unreachable", "silent")):
+        print(f"\n{name}: refused after {seconds:.1f} s")
         assert seconds < 15, seconds
 
 

@@ -36,8 +36,9 @@ class RunSet(dict):
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.partial = []  # (run id, key, value, step): metrics not yet recorded
+        self.partial = []  # (run id, key, value, step): metrics not yet recorded; mutated in place only
         self.closed = {}  # run id -> status, for runs the job ended itself
+        self.before_flush = []  # callables run on interrupt before the flush (e.g. drain workers' queues)
 
     def on_step(self, name: str, key: str = "loss"):
         """A callback for a training loop: on_step(step, value) buffers one point for run `name`."""
@@ -45,10 +46,15 @@ class RunSet(dict):
         return lambda step, value: buf.append((rid, key, value, step))
 
     def flush_partial(self, tracker):
+        for drain in self.before_flush:
+            try:
+                drain()
+            except Exception:  # a broken worker pipe must not keep the rest from being recorded
+                pass
         by_run = {}
         for rid, key, value, step in self.partial:
             by_run.setdefault(rid, []).append((key, value, step))
-        self.partial = []
+        del self.partial[:]
         for rid, metrics in by_run.items():
             tracker.log(rid, metrics=metrics, tags={"initstudy.partial": "true"})
 
