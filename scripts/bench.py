@@ -92,6 +92,22 @@ def gemm_alone(config, shapes, dtype):
     return run
 
 
+def update_alone(core):
+    """The momentum update's four passes (v *= mu; v += g; t = lr v; p -= t) over every parameter, on
+    copies: what a step must spend besides its matmuls, whatever the order of the work."""
+    arrays = [(p.copy(), g.copy(), np.zeros_like(p), np.empty_like(p)) for p, g in core.params()]
+    mu, lr = core._mu, core._lr
+
+    def run(steps):
+        for _ in range(steps):
+            for p, g, v, t in arrays:
+                v *= mu
+                v += g
+                np.multiply(v, lr, out=t)
+                p -= t
+    return run
+
+
 def core_steps(core, ds, config):
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
 
@@ -148,7 +164,7 @@ def bench_core(quick):
         flops, shapes = step_flops(config)
         fast = ablate.make_core(config, "kaiming")
         ref = ablate.ReferenceCore(ablate.build_model(config, "kaiming"), config.lr, config.momentum)
-        fns = {"gemm": gemm_alone(config, shapes, dtype), "fast": core_steps(fast, ds, config),
+        fns = {"gemm": gemm_alone(config, shapes, dtype), "update": update_alone(fast), "fast": core_steps(fast, ds, config),
                "reference": core_steps(ref, ds, config)}
         tr, note = torch_steps(config, ds, dtype)
         if dtype == "float32":
@@ -163,7 +179,11 @@ def bench_core(quick):
         rows.append((f"GEMM alone, the step's {len(shapes)} matmuls ({flops / 1e6:.0f} MFLOP), {dtype}",
                      f"{fmt(per['gemm'], ' ms', 1e3)}; {stats(gf)[0]:.1f} GF/s [{gf.min():.1f}-{gf.max():.1f}]", ""))
         frac = per["gemm"] / per["fast"]
+        rows.append((f"momentum update alone (4 elementwise passes over {sum(p.size for p, _ in fast.params())} "
+                     f"parameters), {dtype}", fmt(per["update"], " ms", 1e3), ""))
         rows.append((f"fast core step, {dtype}", fmt(per["fast"], " ms", 1e3), ""))
+        rows.append((f"(GEMM + update alone) / fast step, {dtype}: the share the step spends in these two",
+                     fmt((per["gemm"] + per["update"]) / per["fast"]), ""))
         rows.append((f"reference (nn.py) step, {dtype}", fmt(per["reference"], " ms", 1e3), ""))
         met = "" if dtype != "float32" else ("met" if np.median(frac) >= TARGETS["step_vs_gemm"] else "NOT met")
         rows.append((f"GEMM bound / fast step, {dtype} (target >= 0.80)", fmt(frac), met))
@@ -200,7 +220,7 @@ def fresh_store(root: Path):
 def bench_tracking(quick, tmp: Path):
     from initstudy.jobs import ablate as job
 
-    steps, reps = (300, 1) if quick else (1000, 3)
+    steps, reps = 1000, (1 if quick else 3)  # the lab's run: the overlap with MLflow's start needs its length
     config = AblateConfig(steps=steps)
     counter = iter(range(1000))
     walls = {"compute": [], "full": []}
@@ -235,6 +255,20 @@ def bench_tracking(quick, tmp: Path):
     t = time.perf_counter()
     tr.log(rid, metrics=metrics)
     t_metrics = time.perf_counter() - t
+    # the rest of the recording: what a run must do after its last step (plots), and MLflow's start
+    from initstudy import plots
+
+    t = time.perf_counter()
+    plots.training_diagnostics(r, tmp / "d.png", title="diagnostics")
+    t_diag = time.perf_counter() - t
+    t = time.perf_counter()
+    plots.loss_curves([r], tmp / "l.png", title="loss")
+    t_curves = time.perf_counter() - t
+    imports = {}
+    for mod in ("mlflow", "initstudy.cli"):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {mod}"], check=True)
+        imports[mod] = time.perf_counter() - t
     if env_before is None:
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     frac = 1 - np.median(walls["compute"]) / np.array(walls["full"])
@@ -243,7 +277,11 @@ def bench_tracking(quick, tmp: Path):
         (f"same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
         ("recording / wall (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
         (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
-         f"({1e3 * t_metrics / len(metrics):.2f} ms per metric)", ""),
+         f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
+        ("of which: diagnostics.png + loss_curves.png (need the finished run: after the last step)",
+         f"{t_diag:.2f} s + {t_curves:.2f} s", ""),
+        ("a new process's `import mlflow` / `import initstudy.cli` (overlapped with training in the job)",
+         f"{imports['mlflow']:.2f} s / {imports['initstudy.cli']:.2f} s", ""),
     ]
     return rows, np.median(walls["compute"]), config
 
@@ -327,7 +365,7 @@ def bench_scale(quick):
     base = None
     for width in (256, 512, 1024, 2048, 4096):
         wc = walk.WalkConfig(width=width)
-        t = interleaved({"walk": lambda: [walk.run_walk(wc, n) for n in names]}, 3 if quick else 5)["walk"]
+        t = interleaved({"walk": lambda: [walk.run_walk(wc, n) for n in names]}, 1 if quick or width > 1024 else 3)["walk"]
         base = base or np.median(t)
         rows.append((f"walk, 3 inits, depth {wc.depth}, batch {wc.batch}, width {width}",
                      f"{fmt(t, ' s', prec=3)}; x{np.median(t) / base:.1f} of width 256 (width^2 would be "
