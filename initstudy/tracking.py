@@ -55,9 +55,16 @@ class Tracker:
         return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
     def log(self, run_id: str, params: dict | None = None, metrics=(), tags: dict | None = None):
-        """params/tags: {key: value}; metrics: iterable of (key, value, step)."""
+        """params/tags: {key: value}; metrics: iterable of (key, value, step).
+
+        A param the run already has is left as it is: `mlflow run -P gain=1` logs "1" before we
+        start, MLflow refuses a changed value ("1.0"), and both say the same (the parsed config is
+        in manifest.json)."""
         from mlflow.entities import Metric, Param, RunTag
 
+        if params:
+            present = self.client.get_run(run_id).data.params
+            params = {k: v for k, v in params.items() if k not in present}
         now = int(time.time() * 1000)
         self.client.log_batch(
             run_id,

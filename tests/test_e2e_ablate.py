@@ -68,3 +68,12 @@ def test_all_inits_parent_and_children_uniform_diverges(store):
     assert rs["final_loss_kaiming"] == children["kaiming"].data.metrics["final_loss"]
     assert set(mf["seeds"]) >= {"data_seed", "weights/uniform", "weights/xavier", "weights/kaiming"}
     assert store.artifact_names(parent[0].info.run_id) == ["loss_curves.png", "losses.json", "manifest.json"]
+
+
+def test_params_typed_differently_from_our_parse_are_kept(store):
+    """`-P gain=1 -P lr=1e-3`: mlflow run logs "1" and "1e-3" first; recording must not clash."""
+    proc = mlflow_run(store, "ablate", init="xavier", steps=5, depth=3, gain=1, lr="1e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = store.runs()
+    assert run.data.params["gain"] == "1" and run.data.params["lr"] == "1e-3"
+    assert run.data.params["weight_seed"] and run.info.status == "FINISHED"

@@ -23,8 +23,7 @@ def main(args):
     one_of("init", args.init, tuple(inits.INITS))  # one model per run: no `all` here
     config = config_from_args(DiagnoseConfig, args)
     words = data.names_corpus(config.words_file)  # a bad file is refused before MLflow starts
-    raw = {k: getattr(args, k) for k in to_dict(config) if getattr(args, k) is not None}
-    out = run(config, args.init, args.tracking_uri, words, raw)
+    out = run(config, args.init, args.tracking_uri, words)
     r = out["result"]
     print(f"diagnose: logged run {out['run_id']}: initial loss {r.initial_loss:.4f} "
           f"(uniform {r.expected_initial_loss:.4f}), train {r.train_loss:.4f}, dev {r.dev_loss:.4f}")
@@ -66,9 +65,7 @@ def diagnose_json(config: dict, r, corpus: dict) -> dict:
     }
 
 
-def run(config, init: str, tracking_uri: str | None, words, raw: dict | None = None) -> dict:
-    """raw: the parameters as typed; they are logged as typed, because `mlflow run` has already
-    logged them so (`-P gain=1` is "1") and MLflow refuses a second, different value ("1.0")."""
+def run(config, init: str, tracking_uri: str | None, words) -> dict:
     tracker = tracking.Tracker(tracking_uri)
     cfg = to_dict(config)
     corpus = corpus_info(config, words)
@@ -79,7 +76,7 @@ def run(config, init: str, tracking_uri: str | None, words, raw: dict | None = N
         r = diagnose_mod.train(config, init, words)
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         seeds_ = {**config.stream_seeds(), f"weights/{init}": r.weight_seed}
-        params = {**common_params(cfg, prov), **(raw or {}), **corpus, "dataset_digest": digest, "init": init,
+        params = {**common_params(cfg, prov), **corpus, "dataset_digest": digest, "init": init,
                   "weight_seed": r.weight_seed, "vocab": r.vocab, **{f"seed.{k}": v for k, v in seeds_.items() if k != "data_seed"},
                   **{f"split.{k}": n for k, n in zip(("train", "dev", "test"), r.dataset.n_words)}}
         summary = diagnose_json(cfg, r, corpus)["summary"]
