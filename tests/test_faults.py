@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, mlflow_run
+from conftest import REPO
 from initstudy import ablate, provenance
 
 KILL_CONFIG = dict(init="kaiming", depth=4, width=64, input_dim=64, steps=200000, eval_every=1000, diag_every=1000)

@@ -85,9 +85,9 @@ def cases(store, world) -> dict:
     return {
         # through `mlflow run`: every MLproject parameter arrives as a string and is checked by us
         "unknown init": (mlflow_run_cmd("ablate", init="he"), env, ["init", "uniform, xavier, kaiming"]),
-        "unknown dtype": (mlflow_run_cmd("walk", dtype="int8"), env, ["dtype", "float64, float32, float16"]),
         "empty sweep list": (mlflow_run_cmd("sweep", inits=""), env, ["inits", "at least one"]),
         # the command MLproject runs, directly (`mlflow run` start-up costs ~8 s of CPU per case)
+        "unknown dtype": (INITSTUDY + ["walk", "--dtype", "int8"], env, ["dtype", "float64, float32, float16"]),
         "unknown activation": (INITSTUDY + ["ablate", "--activation", "gelu"], env, ["activation", "relu"]),
         "unknown norm": (INITSTUDY + ["ablate", "--norm", "layernorm"], env, ["norm", "none, batchnorm"]),
         "depth out of range": (INITSTUDY + ["ablate", "--depth", "0"], env, ["depth", "> 0"]),

@@ -1,5 +1,6 @@
 """The sweep for real: `mlflow run . -e sweep` into a SQLite store, a worker killed mid-sweep, and a
-child's numbers against the same config trained alone (in this process and as its own run)."""
+child's numbers against the same config trained alone (in this process and as its own run).
+The walk study (-P study=walk) runs in tests/test_server.py, against a tracking server."""
 import json
 import re
 import signal
@@ -12,7 +13,6 @@ import pytest
 
 from conftest import REPO, Store, initstudy, mlflow_run
 from initstudy import ablate, provenance
-from initstudy.walk import WalkConfig, run_walk
 
 GRID = dict(inits="uniform,kaiming", depths="3,8", seeds="0,1", workers=2, steps=60)
 
@@ -82,19 +82,6 @@ def test_child_is_bit_identical_to_the_config_alone(swept):
     (single,) = store.runs("tags.`initstudy.role` = 'single'")
     assert loss_history(store, single.info.run_id) == got
     assert loss_history(store, single.info.run_id, "val_acc") == loss_history(store, child.info.run_id, "val_acc")
-
-
-def test_walk_study(store):
-    proc = initstudy("sweep", "--study", "walk", "--inits", "xavier", "--depths", "4,8", "--seeds", "3",
-                     "--workers", 1, env=store.env())
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    children = store.runs("tags.`initstudy.role` = 'child'")
-    assert len(children) == 2
-    for r in children:
-        depth = int(r.data.tags["initstudy.depth"])
-        expected = run_walk(WalkConfig(depth=depth, seed=3), "xavier").var
-        np.testing.assert_array_equal(loss_history(store, r.info.run_id, "var"), expected)
-        assert r.data.tags["initstudy.experiment"] == "10-variance-walk"
 
 
 def test_dead_worker_fails_its_child_only(store):

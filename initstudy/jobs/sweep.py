@@ -26,6 +26,7 @@ HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of wo
 STUDIES = {"ablate": ablate_mod.AblateConfig, "walk": walk_mod.WalkConfig}
 EXPERIMENTS = {"ablate": ablate_mod.EXPERIMENT, "walk": walk_mod.EXPERIMENT}
 MAX_WORKERS = 64
+_blas_limit = None  # a worker's BLAS thread limit
 
 
 def add_arguments(parser):
@@ -95,7 +96,8 @@ def compute(study: str, config, init: str):
 
 def _worker(conn):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    keep = provenance.pin_blas_threads()  # noqa: F841 (the limit lasts while the controller lives)
+    global _blas_limit  # the limit lasts while the controller lives: keep it for the process
+    _blas_limit = provenance.pin_blas_threads()
     provenance.warm_up_blas()
     blas = provenance.blas()  # what this worker computes with, recorded on its children
     while (task := conn.recv()) is not None:
