@@ -9,7 +9,9 @@ interrupted run still has the points trained so far (the job's on_step callbacks
 import multiprocessing
 import os
 import queue
+import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from initstudy import ablate, provenance
 
@@ -26,6 +28,7 @@ def workers_for(n_tasks: int) -> int:
 
 def _start_worker(progress):
     global _progress, _blas
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     _progress, _blas = progress, provenance.pin_blas_threads()
     provenance.warm_up_blas()
 
@@ -55,15 +58,25 @@ class Trainings:
         self.names = list(names)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold MLflow's threads
         self.progress = ctx.Queue()
-        self.pool = ctx.Pool(workers_for(len(self.names)), _start_worker, (self.progress,))
-        self.pending = {n: self.pool.apply_async(_train, (config, n, ds)) for n in self.names}
+        self._receiving = None  # (callbacks, counts) once results() runs
+        # an executor, not multiprocessing.Pool: a worker killed from outside breaks its futures
+        # (BrokenProcessPool) instead of losing the task and leaving the parent waiting for ever
+        self.pool = ProcessPoolExecutor(workers_for(len(self.names)), mp_context=ctx, initializer=_start_worker,
+                                        initargs=(self.progress,))
+        self.pending = {n: self.pool.submit(_train, config, n, ds) for n in self.names}
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.pool.terminate()  # nothing to wait for on success; on error or a signal, stop now
-        self.pool.join()
+        # nothing to wait for on success; on an error or a signal, stop the workers now (the executor
+        # has no public way to stop a running task: its process table is read here)
+        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        for p in procs:
+            p.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=10)
 
     def _drain(self, callbacks, counts, timeout):
         try:
@@ -75,9 +88,16 @@ class Trainings:
         for step, value in chunk if f is not None else ():
             f(step, value)
 
+    def drain(self):
+        """Pass on what the workers have already sent, without waiting (before an interrupted run's flush)."""
+        if self._receiving is None:
+            return
+        while not self.progress.empty():
+            self._drain(*self._receiving, 0.01)
+
     def submit(self, fn, *args):
-        """Another task for the same workers (e.g. figures of a finished init); .get() its result."""
-        return self.pool.apply_async(fn, args)
+        """Another task for the same workers (e.g. figures of a finished init): a Future."""
+        return self.pool.submit(fn, *args)
 
     def results(self, on_step=None, on_diag=None, idle=None, on_result=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.
@@ -86,14 +106,15 @@ class Trainings:
         on_result(init, result) as each init finishes."""
         callbacks = {"loss": on_step or {}, "diag": on_diag or {}}
         counts = {(n, kind): 0 for n in self.names for kind in callbacks}
+        self._receiving = callbacks, counts
         out = {}
         while len(out) < len(self.names):
             self._drain(callbacks, counts, 0.05)
             if idle is not None:
                 idle()
             for n, r in self.pending.items():
-                if n not in out and r.ready():
-                    out[n] = r.get()
+                if n not in out and r.done():
+                    out[n] = r.result()
                     if on_result is not None:
                         on_result(n, out[n])
         computed = {}

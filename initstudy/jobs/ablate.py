@@ -83,14 +83,20 @@ def _stream(tracker, ids):
         n, by_run = len(queue), {}
         for rid, key, value, step in queue[:n]:
             by_run.setdefault(rid, []).append((key, value, step))
-        # a Ctrl-C or SIGTERM waits until the batch is in, so a killed run has no gap and no repeat
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        # a Ctrl-C or SIGTERM waits until the batch is in (an exception inside MLflow's session would
+        # break the store for the flush that follows), so a killed run has no gap and no repeat
+        held = []
+        handlers = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for rid, metrics in by_run.items():
                 tracker.log(rid, metrics=metrics)
             del queue[:n]
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            if held:
+                signal.raise_signal(held[0])  # now, with the job's handlers back
 
     return on_diag, flush
 
@@ -107,6 +113,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         on_diag, flush = _stream(tracker, ids)
+        ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         figures = {}  # init=all: a child's figures are drawn by a free worker while the others train
         on_result = (lambda n, r: figures.__setitem__(n, trainings.submit(child_figures, config, r))) \
             if len(names) > 1 else None
@@ -138,6 +145,6 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             })
             if len(group) == 1 and group[0].init in figures:
                 artifacts.update({name: lambda path, b=png: path.write_bytes(b)
-                                  for name, png in figures[group[0].init].get().items()})
+                                  for name, png in figures[group[0].init].result().items()})
             record(tracker, rid, params, metrics, artifacts, tags)
     return {"run_ids": ids, "results": out}
