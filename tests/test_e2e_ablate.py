@@ -51,7 +51,7 @@ def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
 
 
 def test_all_inits_parent_and_children_uniform_diverges(store):
-    proc = mlflow_run(store, "ablate", steps=30, depth=6)
+    proc = mlflow_run(store, "ablate", steps=30)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = store.runs()
     parent = [r for r in runs if r.data.tags["initstudy.role"] == "parent"]
