@@ -134,15 +134,6 @@ def outcome_of(losses, steps_to_nan, level) -> tuple[str, int | None]:
     return ("flatlined", flat) if flat is not None else ("trained", None)
 
 
-def evaluate(model, x, y) -> tuple[float, float]:
-    model.train(False)
-    with np.errstate(all="ignore"):
-        logits = model.forward(x)
-        loss, _ = nn.cross_entropy(logits, y)
-    model.train(True)
-    return float(loss), float(np.mean(np.argmax(logits, axis=1) == y))
-
-
 def build_model(config: AblateConfig, init: str) -> nn.MLP:
     return nn.MLP.build(seeds.rng(config.weight_seed(init)), depth=config.depth, width=config.width,
                         input_dim=config.input_dim, classes=config.classes, activation=config.activation,
@@ -168,13 +159,13 @@ class ReferenceCore:
         self.opt.step(self.model.params())
 
     def evaluate(self, x, y):
-        return evaluate(self.model, x, y)
+        return nn.evaluate(self.model, x, y)
 
     def stats(self):
         return diagnostics.layer_stats(self.model, self.opt)
 
     def hidden(self):
-        return [last.out for _, last, _ in self.model.blocks[:-1]], [last.grad_out for _, last, _ in self.model.blocks[:-1]]
+        return self.model.hidden()
 
 
 def make_core(config: AblateConfig, init: str):

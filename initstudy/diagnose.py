@@ -132,15 +132,6 @@ def split(config: DiagnoseConfig, words) -> data.CharData:
     return data.char_splits(words, config.block_size, config.split_seed())
 
 
-def evaluate(model, x, y) -> float:
-    """Loss over a whole split with BatchNorm in eval mode (running statistics)."""
-    model.train(False)
-    with np.errstate(all="ignore"):
-        loss, _ = nn.cross_entropy(model.forward(x), y)
-    model.train(True)
-    return float(loss)
-
-
 def sample_names(model, itos, block_size: int, n: int, seed: int) -> list[str]:
     """n names from the model, the notebook's way: start from END x block_size, draw the next
     character from softmax(logits), stop at END (kept, as the notebook prints it)."""
@@ -162,11 +153,6 @@ def sample_names(model, itos, block_size: int, n: int, seed: int) -> list[str]:
             out.append("".join(chars))
     model.train(True)
     return out
-
-
-def _hidden_outputs(model):
-    blocks = model.blocks[:-1]
-    return [last.out for _, last, _ in blocks], [last.grad_out for _, last, _ in blocks]
 
 
 def _sat_map(model):
@@ -198,7 +184,7 @@ def train(config: DiagnoseConfig, init: str, words) -> DiagnoseResult:
             params = model.params()
             opt.step(params)
             if s == 0:  # what the notebook plots "at init": the first batch through the initial weights
-                acts, grads = _hidden_outputs(model)
+                acts, grads = model.hidden()
                 hist_act["init"], hist_grad["init"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
                 sat_map["init"] = _sat_map(model)
             if s % config.diag_every == 0 or s == config.steps - 1:
@@ -207,7 +193,7 @@ def train(config: DiagnoseConfig, init: str, words) -> DiagnoseResult:
                     diag[k].append(v)
                 emb_diag["grad_data"].append(diagnostics.grad_data(embedding.weight, embedding.grad_weight))
                 emb_diag["update_data"].append(diagnostics.update_data(embedding.weight, opt, params))
-        acts, grads = _hidden_outputs(model)
+        acts, grads = model.hidden()
         hist_act["end"], hist_grad["end"] = diagnostics.histograms(acts), diagnostics.histograms(grads)
         sat_map["end"] = _sat_map(model)
     n_blocks = config.hidden_layers + 1
@@ -218,7 +204,7 @@ def train(config: DiagnoseConfig, init: str, words) -> DiagnoseResult:
         emb_diag={k: np.array(v, float) for k, v in emb_diag.items()},
         hist_act=hist_act, hist_grad=hist_grad, sat_map=sat_map,
         initial_loss=float(losses[0]), expected_initial_loss=-math.log(1 / ds.vocab),
-        train_loss=evaluate(model, ds.x_train, ds.y_train), dev_loss=evaluate(model, ds.x_dev, ds.y_dev),
+        train_loss=nn.evaluate(model, ds.x_train, ds.y_train)[0], dev_loss=nn.evaluate(model, ds.x_dev, ds.y_dev)[0],
         samples=sample_names(model, ds.itos, config.block_size, config.samples, config.stream_seeds()["samples"]),
         steps_to_nan=steps_to_nan, model=model, dataset=ds,
     )

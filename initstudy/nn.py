@@ -200,6 +200,11 @@ class MLP:
             if isinstance(layer, BatchNorm1d):
                 layer.training = mode
 
+    def hidden(self):
+        """(outputs, output gradients) of the hidden blocks, from the last forward and backward."""
+        blocks = self.blocks[:-1]
+        return [last.out for _, last, _ in blocks], [last.grad_out for _, last, _ in blocks]
+
 
 def cross_entropy(logits, targets):
     """Mean cross-entropy of integer targets, and its gradient w.r.t. the logits.
@@ -213,6 +218,16 @@ def cross_entropy(logits, targets):
     dlogits = np.exp(log_probs)
     dlogits[np.arange(n), targets] -= 1
     return loss, dlogits / n
+
+
+def evaluate(model, x, y) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) on (x, y), BatchNorm in eval mode (running statistics)."""
+    model.train(False)
+    with np.errstate(all="ignore"):
+        logits = model.forward(x)
+        loss, _ = cross_entropy(logits, y)
+    model.train(True)
+    return float(loss), float(np.mean(np.argmax(logits, axis=1) == y))
 
 
 class SGD:

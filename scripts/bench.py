@@ -274,7 +274,7 @@ def bench_tracking(quick, tmp: Path):
     frac = 1 - np.median(walls["compute"]) / np.array(walls["full"])
     rows = [
         (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(walls["compute"], " s"), ""),
-        (f"same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
+        ("same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
         ("recording / wall (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
         (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
          f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
@@ -420,7 +420,7 @@ def main(argv=None):
             sections.append(("5. Scale", rows))
             print(table(rows), flush=True)
     load1 = os.getloadavg()
-    doc = [f"# Benchmarks", "",
+    doc = ["# Benchmarks", "",
            f"`python scripts/bench.py{' --quick' if args.quick else ''}` on "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
            f"{time.perf_counter() - started:.0f} s. Medians over interleaved repetitions, [min-max].", ""]

@@ -27,7 +27,7 @@ def reference(config, init, ds):
     with np.errstate(all="ignore"):
         for s in range(config.steps):
             if s % config.eval_every == 0:
-                val.append(ablate.evaluate(model, ds.x_val, ds.y_val))
+                val.append(nn.evaluate(model, ds.x_val, ds.y_val))
             idx = next(batches)
             loss, dlogits = nn.cross_entropy(model.forward(ds.x_train[idx]), ds.y_train[idx])
             losses.append(loss)
