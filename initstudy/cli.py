@@ -37,6 +37,38 @@ def build_parser():
     return parser
 
 
+def exit_code(prog: str, e: BaseException) -> int:
+    """Print the one line for a refused or failed command and give its exit code; an error that
+    is not ours to describe (a bug) is raised again, traceback and all."""
+    from initstudy import jobs, manifest, tracking
+
+    if isinstance(e, (UsageError, ConfigError, manifest.ManifestError)):
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(e, KeyboardInterrupt):
+        print(f"{prog}: interrupted; runs closed as KILLED", file=sys.stderr)
+        return 130
+    if isinstance(e, jobs.Interrupted):
+        print(f"{prog}: terminated ({e}); what was computed is recorded, runs closed as KILLED", file=sys.stderr)
+        return 143
+    line = str(e) if isinstance(e, jobs.JobFailed) else tracking.describe_error(e)
+    if line is None:
+        raise e
+    print(f"{prog}: error: {line}", file=sys.stderr)  # a job's failure or the tracking store's: exit 1
+    return 1
+
+
+def run_tool(prog: str, description: str, add_arguments, run, argv=None) -> int:
+    """A command of its own (scripts/export_run.py, a lab folder's script): parse, run(args) -> exit
+    code (None is 0), and the same one-line errors as `initstudy`."""
+    parser = Parser(prog=prog, description=description)
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv)) or 0
+    except (Exception, KeyboardInterrupt) as e:
+        return exit_code(prog, e)
+
+
 def main(argv=None) -> int:
     entry = "initstudy"
     try:
@@ -44,23 +76,8 @@ def main(argv=None) -> int:
         entry = f"initstudy {args.entry}"
         args.func(args)
         return 0
-    except (UsageError, ConfigError) as e:
-        print(f"{entry}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{entry}: interrupted; runs closed as KILLED", file=sys.stderr)
-        return 130
-    except Exception as e:  # a job's failure or the tracking store's: one line, exit 1
-        from initstudy import jobs, tracking
-
-        if isinstance(e, jobs.Interrupted):
-            print(f"{entry}: terminated ({e}); what was computed is recorded, runs closed as KILLED", file=sys.stderr)
-            return 143
-        line = str(e) if isinstance(e, jobs.JobFailed) else tracking.describe_error(e)
-        if line is None:
-            raise
-        print(f"{entry}: error: {line}", file=sys.stderr)
-        return 1
+    except (Exception, KeyboardInterrupt) as e:
+        return exit_code(entry, e)
 
 
 if __name__ == "__main__":

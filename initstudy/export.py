@@ -390,22 +390,6 @@ def plot_ablate(doc: dict, path):
 
 def run_cli(argv=None, prog="export_run") -> int:
     """scripts/export_run.py: one line on bad input (exit 2), like the initstudy command."""
-    import sys
+    from initstudy.cli import run_tool
 
-    from initstudy.cli import Parser, UsageError
-
-    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    try:
-        main(parser.parse_args(argv))
-        return 0
-    except (UsageError, ConfigError, manifest.ManifestError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        line = tracking.describe_error(e)
-        if line is None:
-            raise
-        print(f"{prog}: error: {line}", file=sys.stderr)
-        return 1
-
+    return run_tool(prog, __doc__.split("\n\n")[0], add_arguments, main, argv)

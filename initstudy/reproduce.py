@@ -9,7 +9,6 @@ recorded versions, hardware or BLAS differ from this one.
 """
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +35,10 @@ def main(args):
 
 def cli(argv=None, prog="initstudy reproduce") -> int:
     """The folder scripts' entry: same arguments, one line on bad input (exit 2)."""
-    from initstudy.cli import Parser, UsageError
+    from initstudy.cli import run_tool
 
-    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-        return run(args.manifest, args.tolerance)
-    except (UsageError, ConfigError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    return run_tool(prog, __doc__.split("\n\n")[0], add_arguments, lambda a: run(a.manifest, a.tolerance), argv)
 
-
-# --- load
 
 def load(path) -> tuple[dict, object, dict]:
     """(manifest, config, recorded results document); every problem is one ConfigError line."""
