@@ -1,5 +1,6 @@
 """Shared test helpers: a real SQLite MLflow store on disk and the real command line."""
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,12 +45,34 @@ def store(tmp_path):
     return Store(tmp_path)
 
 
-def mlflow_run(store: Store, entry: str, timeout=600, cwd=REPO, **params) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """What the entry points do before computing: BLAS pinned to one thread, warmed up in float64.
+    A module that compares bits with a run uses it: `pytestmark = pytest.mark.usefixtures(...)`."""
+    from initstudy import provenance
+
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mlflow_run_cmd(entry: str, **params) -> list:
     """The user's command: `mlflow run . -e ENTRY -P k=v ... --env-manager local`."""
     cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
     for k, v in params.items():
         cmd += ["-P", f"{k}={v}"]
-    return subprocess.run(cmd, env=store.env(), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return cmd
+
+
+def mlflow_run(store: Store, entry: str, timeout=600, cwd=REPO, **params) -> subprocess.CompletedProcess:
+    return subprocess.run(mlflow_run_cmd(entry, **params), env=store.env(), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def initstudy(*args, env=None, cwd=REPO, timeout=300) -> subprocess.CompletedProcess:

@@ -4,18 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from initstudy import ablate, data, provenance
+from initstudy import ablate, data
 from initstudy.ablate import AblateConfig, train
 from initstudy.config import ConfigError, parse
 
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    with provenance.pin_blas_threads():
-        provenance.warm_up_blas()
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,11 @@ and fastmlp. Not timed: speed is scripts/bench.py's business.
 import numpy as np
 import pytest
 
-from initstudy import ablate, data, diagnostics, fastmlp, nn, parallel, provenance
+from initstudy import ablate, data, diagnostics, fastmlp, nn, parallel
 from initstudy.ablate import AblateConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    with provenance.pin_blas_threads():
-        provenance.warm_up_blas()
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def reference(config, init, ds):

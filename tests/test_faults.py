@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, mlflow_run_cmd
 from initstudy import ablate, provenance
 
 KILL_CONFIG = dict(init="kaiming", depth=4, width=64, input_dim=64, steps=200000, eval_every=1000, diag_every=1000)
@@ -33,9 +33,7 @@ def test_signal_mid_training_flushes_and_closes(store, sig, via):
     """The signal goes to the process group, as a terminal's Ctrl-C or a scheduler's stop does.
     SIGINT goes to the bare command (what MLproject runs) to spare a second `mlflow run` start."""
     if via == "mlflow run":
-        cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "ablate", "--env-manager", "local"]
-        for k, v in KILL_CONFIG.items():
-            cmd += ["-P", f"{k}={v}"]
+        cmd = mlflow_run_cmd("ablate", **KILL_CONFIG)
     else:
         cmd = [sys.executable, "-m", "initstudy", "ablate"] + [a for k, v in KILL_CONFIG.items() for a in (f"--{k}", str(v))]
     proc = subprocess.Popen(cmd, env=store.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -68,8 +66,7 @@ def test_signal_mid_training_flushes_and_closes(store, sig, via):
 def test_four_concurrent_runs_into_one_fresh_store(store):
     """4 `mlflow run` processes into a fresh SQLite store (experiment pre-created): 0 errors, every point back."""
     steps = 60
-    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "ablate", "--env-manager", "local",
-           "-P", "init=kaiming", "-P", "depth=3", "-P", "width=32", "-P", "input_dim=32", "-P", f"steps={steps}"]
+    cmd = mlflow_run_cmd("ablate", init="kaiming", depth=3, width=32, input_dim=32, steps=steps)
     procs = [subprocess.Popen(cmd + ["-P", f"seed={s}"], env=store.env(), cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for s in range(4)]
     outs = [p.communicate(timeout=300) for p in procs]

@@ -17,24 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Store, assert_refused
+from conftest import REPO, Store, assert_refused, free_port, mlflow_run_cmd
 from initstudy import inits
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
 INITSTUDY = [sys.executable, "-m", "initstudy"]
-
-
-def mlflow_run_cmd(entry, **params):
-    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
-    for k, v in params.items():
-        cmd += ["-P", f"{k}={v}"]
-    return cmd
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree_digest(folder: Path) -> dict:

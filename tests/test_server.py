@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,16 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, Store, initstudy, mlflow_run
+from conftest import REPO, Store, free_port, initstudy, mlflow_run
 from initstudy.walk import WalkConfig, run_walk
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
