@@ -1,5 +1,4 @@
 """`ablate` (lab 01): train under every init, recorded as a parent run with a child per init."""
-import signal
 import tempfile
 from pathlib import Path
 
@@ -85,18 +84,10 @@ def _stream(tracker, ids):
             by_run.setdefault(rid, []).append((key, value, step))
         # a Ctrl-C or SIGTERM waits until the batch is in (an exception inside MLflow's session would
         # break the store for the flush that follows), so a killed run has no gap and no repeat
-        held = []
-        handlers = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with parallel.signals_held():
             for rid, metrics in by_run.items():
                 tracker.log(rid, metrics=metrics)
             del queue[:n]
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-            if held:
-                signal.raise_signal(held[0])  # now, with the job's handlers back
 
     return on_diag, flush
 
