@@ -1,4 +1,4 @@
-from initstudy.cli import main
+from initstudy.cli import exit_process, main
 
 if __name__ == "__main__":  # a spawned worker (initstudy.parallel) imports this module too
-    raise SystemExit(main())
+    exit_process(main())

@@ -24,12 +24,19 @@ ENTRIES = ("walk", "ablate", "sweep", "diagnose")
 TOOLS = ("reproduce",)
 
 
-def build_parser():
+def build_parser(argv=None):
+    """The parser; when argv names a command, only that command's module is imported (the others
+    would cost ~0.5 s of matplotlib and friends before an ablate run's workers can start)."""
     import importlib
 
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = argv[0] if argv and argv[0] in ENTRIES + TOOLS else None
     parser = Parser(prog="initstudy", description=__doc__)
     sub = parser.add_subparsers(dest="entry", required=True, parser_class=Parser)
     for name in ENTRIES + TOOLS:
+        if chosen not in (None, name):
+            sub.add_parser(name)  # listed, not loaded: only the chosen command's arguments are parsed
+            continue
         module = importlib.import_module(f"initstudy.jobs.{name}" if name in ENTRIES else f"initstudy.{name}")
         p = sub.add_parser(name, help=module.HELP)
         module.add_arguments(p)
@@ -69,10 +76,19 @@ def run_tool(prog: str, description: str, add_arguments, run, argv=None) -> int:
         return exit_code(prog, e)
 
 
+def exit_process(code: int):
+    """End a command's process. CPython's garbage collection at shutdown walks every object MLflow
+    and matplotlib left (measured: 1.3 s of a run's wall, 0.24 s frozen); the OS frees them anyway."""
+    import gc
+
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def main(argv=None) -> int:
     entry = "initstudy"
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         entry = f"initstudy {args.entry}"
         args.func(args)
         return 0
@@ -81,4 +97,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

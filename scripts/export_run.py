@@ -6,7 +6,8 @@
 """
 import sys
 
+from initstudy.cli import exit_process
 from initstudy.export import run_cli
 
 if __name__ == "__main__":
-    sys.exit(run_cli(sys.argv[1:]))
+    exit_process(run_cli(sys.argv[1:]))

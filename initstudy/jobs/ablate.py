@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from initstudy import ablate as ablate_mod
-from initstudy import diagnostics, inits, manifest, parallel, plots, provenance, results, tracking
+from initstudy import diagnostics, inits, manifest, parallel, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
@@ -54,6 +54,8 @@ def _diag_title(r) -> str:
 
 def child_figures(config, r) -> dict:
     """A single init's figures as PNG bytes, {artifact name: bytes} (run in a worker process)."""
+    from initstudy import plots
+
     with tempfile.TemporaryDirectory() as tmp:
         diag, curves = Path(tmp) / "diagnostics.png", Path(tmp) / "loss_curves.png"
         plots.training_diagnostics(r, diag, title=_diag_title(r))
@@ -97,6 +99,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
     trainings = parallel.Trainings(config, ds, names)  # the inits train in workers while MLflow loads
+    from initstudy import plots  # matplotlib: ~0.4 s, so after the workers have started
     with trainings, provenance.pin_blas_threads(), run_set(
             tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
         provenance.warm_up_blas()
