@@ -34,6 +34,12 @@ def _start_worker(progress):
     provenance.warm_up_blas()
 
 
+def _start_figure_worker():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(10)  # its matplotlib import must not take CPU from a training worker
+    import initstudy.plots  # noqa: F401  (matplotlib: ~0.4 s, done while the inits train)
+
+
 def _train(config, init, ds):
     chunks = {"loss": [], "diag": []}
 
@@ -70,7 +76,7 @@ def signals_held(sigs=(signal.SIGINT, signal.SIGTERM)):
 class Trainings:
     """`with Trainings(config, ds, names) as t:` starts the trainings; t.results(...) waits for them."""
 
-    def __init__(self, config, ds, names):
+    def __init__(self, config, ds, names, figures=False):
         self.names = list(names)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold MLflow's threads
         self.progress = ctx.Queue()
@@ -80,6 +86,11 @@ class Trainings:
         self.pool = ProcessPoolExecutor(workers_for(len(self.names)), mp_context=ctx, initializer=_start_worker,
                                         initargs=(self.progress,))
         self.pending = {n: self.pool.submit(_train, config, n, ds) for n in self.names}
+        # figures=True: one more process loads matplotlib now and draws what draw() is given, so a
+        # run's end neither waits for that import nor draws every figure in the parent, one by one
+        self.figures = ProcessPoolExecutor(1, mp_context=ctx, initializer=_start_figure_worker) if figures else None
+        if self.figures is not None:
+            self.figures.submit(int)  # start it (and its import) now, not at the first figure
 
     def __enter__(self):
         return self
@@ -87,10 +98,12 @@ class Trainings:
     def __exit__(self, *exc):
         # nothing to wait for on success; on an error or a signal, stop the workers now (the executor
         # has no public way to stop a running task: its process table is read here)
-        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        pools = [p for p in (self.pool, self.figures) if p is not None]
+        procs = [p for pool in pools for p in (getattr(pool, "_processes", None) or {}).values()]
         for p in procs:
             p.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             p.join(timeout=10)
 
@@ -114,9 +127,9 @@ class Trainings:
         while not self.progress.empty():
             self._drain(*self._receiving, 0.01)
 
-    def submit(self, fn, *args):
-        """Another task for the same workers (e.g. figures of a finished init): a Future."""
-        return self.pool.submit(fn, *args)
+    def draw(self, fn, *args):
+        """fn(*args) in the figure worker (figures=True), else in a training worker once one is free: a Future."""
+        return (self.figures or self.pool).submit(fn, *args)
 
     def results(self, on_step=None, on_diag=None, idle=None, on_result=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.

@@ -52,15 +52,14 @@ def _diag_title(r) -> str:
     return f"{inits.INITS[r.init].label}: activations, gradients, updates"
 
 
-def child_figures(config, r) -> dict:
-    """A single init's figures as PNG bytes, {artifact name: bytes} (run in a worker process)."""
+def diagnostics_png(r) -> bytes:
+    """A single init's diagnostics.png (drawn in the figure worker while the parent records)."""
     from initstudy import plots
 
     with tempfile.TemporaryDirectory() as tmp:
-        diag, curves = Path(tmp) / "diagnostics.png", Path(tmp) / "loss_curves.png"
-        plots.training_diagnostics(r, diag, title=_diag_title(r))
-        plots.loss_curves([r], curves, title=_title(config))
-        return {"diagnostics.png": diag.read_bytes(), "loss_curves.png": curves.read_bytes()}
+        path = Path(tmp) / "diagnostics.png"
+        plots.training_diagnostics(r, path, title=_diag_title(r))
+        return path.read_bytes()
 
 
 # Logged while the inits train (the parent process is otherwise idle then), in log_batch calls of
@@ -98,7 +97,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
-    trainings = parallel.Trainings(config, ds, names)  # the inits train in workers while MLflow loads
+    trainings = parallel.Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
     from initstudy import plots  # matplotlib: ~0.4 s, so after the workers have started
     with trainings, provenance.pin_blas_threads(), run_set(
             tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
@@ -108,11 +107,9 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         on_diag, flush = _stream(tracker, ids)
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
-        figures = {}  # init=all: a child's figures are drawn by a free worker while the others train
-        on_result = (lambda n, r: figures.__setitem__(n, trainings.submit(child_figures, config, r))) \
-            if len(names) > 1 else None
+        diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
         out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush,
-                                on_result=on_result)
+                                on_result=lambda n, r: diag_png.__setitem__(n, trainings.draw(diagnostics_png, r)))
         flush(force=True)  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
         for rid, group in groups(ids, out):
@@ -125,7 +122,6 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 params["weight_seed"] = r.weight_seed
                 metrics = [m for m in _ablate_metrics(r) if m[0].split("/")[0] not in STREAMED]
                 tags[tracking.OUTCOME_TAG] = r.outcome
-                artifacts["diagnostics.png"] = lambda path, r=r: plots.training_diagnostics(r, path, title=_diag_title(r))
             summary = ablate_summary(group)
             metrics += summary_metrics(summary)
             mf = manifest.build(
@@ -137,8 +133,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "loss_curves.png": lambda path, g=group: plots.loss_curves(g, path, title=title),
             })
-            if len(group) == 1 and group[0].init in figures:
-                artifacts.update({name: lambda path, b=png: path.write_bytes(b)
-                                  for name, png in figures[group[0].init].result().items()})
+            if len(group) == 1:  # the parent has drawn the loss curves meanwhile
+                artifacts["diagnostics.png"] = lambda path, f=diag_png[group[0].init]: path.write_bytes(f.result())
             record(tracker, rid, params, metrics, artifacts, tags)
     return {"run_ids": ids, "results": out}
