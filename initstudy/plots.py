@@ -91,8 +91,12 @@ def loss_curves(results, path, title=""):
     _save(fig, path)
 
 
-def _hist_panel(ax, hists, title):
-    ax.set_prop_cycle(color=plt.cm.viridis(np.linspace(0, 0.9, max(len(hists), 1))))
+def _layer_colors(n):
+    return plt.cm.viridis(np.linspace(0, 0.9, max(n, 1)))
+
+
+def _hist_panel(ax, hists, title, colors=None):
+    ax.set_prop_cycle(color=_layer_colors(len(hists)) if colors is None else colors[:max(len(hists), 1)])
     for i, (counts, edges) in enumerate(hists, start=1):
         centers = (edges[:-1] + edges[1:]) / 2
         total = counts.sum()
@@ -105,14 +109,14 @@ def training_diagnostics(r, path, title=""):
     """The notebook's views of one run: activation and gradient histograms per hidden layer at init
     and at the end, update:data ratio over time with the 1e-3 guide, and saturation over time."""
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
-    _hist_panel(axes[0, 0], r.hist_act.get("init", []), "activation distribution at init")
-    _hist_panel(axes[0, 1], r.hist_act.get("end", []), "activation distribution at the end")
-    _hist_panel(axes[1, 0], r.hist_grad.get("init", []), "gradient distribution at init")
-    _hist_panel(axes[1, 1], r.hist_grad.get("end", []), "gradient distribution at the end")
-    axes[0, 0].legend(fontsize=6, ncol=2)
     ud = r.diag["update_data"]
+    colors = _layer_colors(ud.shape[1])  # layer l has one color in every panel, one legend (top right)
+    _hist_panel(axes[0, 0], r.hist_act.get("init", []), "activation distribution at init", colors)
+    _hist_panel(axes[0, 1], r.hist_act.get("end", []), "activation distribution at the end", colors)
+    _hist_panel(axes[1, 0], r.hist_grad.get("init", []), "gradient distribution at init", colors)
+    _hist_panel(axes[1, 1], r.hist_grad.get("end", []), "gradient distribution at the end", colors)
     ax = axes[0, 2]
-    ax.set_prop_cycle(color=plt.cm.viridis(np.linspace(0, 0.9, ud.shape[1])))
+    ax.set_prop_cycle(color=colors)
     for i in range(ud.shape[1]):
         ax.plot(r.diag_steps, ud[:, i], lw=1, label=f"L{i + 1:02d}")
     ax.axhline(-3, color="k", lw=1.5, label="1e-3 guide")
@@ -120,7 +124,7 @@ def training_diagnostics(r, path, title=""):
     ax.set_title("update:data ratio, log10(std(lr*update)/std(W))", fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax = axes[1, 2]
-    ax.set_prop_cycle(color=plt.cm.viridis(np.linspace(0, 0.9, max(ud.shape[1] - 1, 1))))
+    ax.set_prop_cycle(color=colors)
     sat = r.diag["sat"][:, :-1]
     for i in range(sat.shape[1]):
         ax.plot(r.diag_steps, sat[:, i], lw=1)
@@ -215,7 +219,7 @@ def update_ratio(r, path, title=""):
     """log10(update std / weight std) per weight over time, with the notebook's -3 guide line."""
     fig, ax = plt.subplots(figsize=(12, 4))
     ud = r.diag["update_data"]
-    ax.set_prop_cycle(color=plt.cm.viridis(np.linspace(0, 0.9, ud.shape[1] + 1)))
+    ax.set_prop_cycle(color=_layer_colors(ud.shape[1] + 1))
     ax.plot(r.diag_steps, r.emb_diag["update_data"], lw=1, color="tab:red", label="C (embedding)")
     for i in range(ud.shape[1]):
         ax.plot(r.diag_steps, ud[:, i], lw=1, label=f"W L{i + 1:02d}" + (" (output)" if i == ud.shape[1] - 1 else ""))

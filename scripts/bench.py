@@ -335,8 +335,14 @@ def bench_scale(quick):
     config = AblateConfig(steps=steps)
     names = ["uniform", "xavier", "kaiming"]
     ds = ablate.dataset(config)
-    walls = {"sequential": [], "parallel": []}
+    walls = {"sequential": [], "parallel": [], "alone": [], "pair": []}
     results = {}
+
+    def workers(key, inits):  # only the trainings in their workers, start included
+        t = time.perf_counter()
+        with parallel.Trainings(config, ds, inits) as tr:
+            tr.results()
+        walls[key].append(time.perf_counter() - t)
 
     def sequential():
         t = time.perf_counter()
@@ -352,6 +358,8 @@ def bench_scale(quick):
     for _ in range(reps):
         sequential()
         par()
+        workers("alone", ["kaiming"])  # the other core idle
+        workers("pair", ["xavier", "kaiming"])  # both cores busy: what they cost each other
     same = all(np.array_equal(results["seq"][n].losses, results["par"][n].losses, equal_nan=True) for n in names)
     ratio = np.array(walls["parallel"]) / np.median(walls["sequential"])
     per_init = {n: r.outcome for n, r in results["seq"].items()}
@@ -361,6 +369,11 @@ def bench_scale(quick):
         (f"same, {parallel.workers_for(3)} worker processes incl. their start (bit-identical: {same})",
          fmt(walls["parallel"], " s"), ""),
         ("parallel / sequential (target <= 0.6)", fmt(ratio), "met" if np.median(ratio) <= TARGETS["parallel"] else "NOT met"),
+        ("bound: kaiming alone in one worker (other core idle)", fmt(walls["alone"], " s"), ""),
+        ("bound: xavier and kaiming in two workers at once (both cores busy)", fmt(walls["pair"], " s"), ""),
+        ("two busy cores slow each other: pair / alone", fmt(np.array(walls["pair"]) / np.median(walls["alone"])), ""),
+        ("best parallel / sequential this machine allows: pair / sequential",
+         fmt(np.array(walls["pair"]) / np.median(walls["sequential"])), ""),
     ]
     base = None
     for width in (256, 512, 1024, 2048, 4096):
