@@ -1,4 +1,4 @@
-from initstudy.cli import exit_process, main
+from initstudy.cli import console
 
 if __name__ == "__main__":  # a spawned worker (initstudy.parallel) imports this module too
-    exit_process(main())
+    console()

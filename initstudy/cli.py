@@ -96,5 +96,10 @@ def main(argv=None) -> int:
         return exit_code(entry, e)
 
 
-if __name__ == "__main__":
+def console():
+    """The `initstudy` command and `python -m initstudy`."""
     exit_process(main())
+
+
+if __name__ == "__main__":
+    console()
