@@ -220,7 +220,7 @@ def fresh_store(root: Path):
 def bench_tracking(quick, tmp: Path):
     from initstudy.jobs import ablate as job
 
-    steps, reps = 1000, (1 if quick else 3)  # the lab's run: the overlap with MLflow's start needs its length
+    steps, reps = 1000, (1 if quick else 5)  # the lab's run: the overlap with MLflow's start needs its length
     config = AblateConfig(steps=steps)
     counter = iter(range(1000))
     walls = {"compute": [], "full": []}
@@ -296,7 +296,7 @@ entry_points:
 
 
 def bench_e2e(quick, tmp: Path, compute_s: float, config):
-    reps = 1 if quick else 3
+    reps = 1 if quick else 4
     trivial = tmp / "trivial"
     trivial.mkdir()
     (trivial / "MLproject").write_text(TRIVIAL)
@@ -396,6 +396,25 @@ def machine() -> list:
             f"Python {sys.version.split()[0]}, numpy {np.__version__}"]
 
 
+def cpu_snapshot():
+    """(wall, machine CPU-seconds busy, of which steal, ours incl. finished children)."""
+    import psutil
+
+    t, o = psutil.cpu_times(), os.times()
+    busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+    return time.perf_counter(), busy, getattr(t, "steal", 0.0), o.user + o.system + o.children_user + o.children_system
+
+
+def cpu_line(before) -> str:
+    """Who used the CPUs during a section: this benchmark, other processes of this machine, and the
+    hypervisor (steal: our vCPUs given to another guest). The noise on a shared VM, in numbers."""
+    after = cpu_snapshot()
+    wall, busy, steal, ours = (a - b for a, b in zip(after, before))
+    others = max(busy - steal - ours, 0.0)
+    return (f"CPU during this section: {wall:.0f} s on {os.cpu_count()} cores = {wall * os.cpu_count():.0f} core-s; "
+            f"this benchmark {ours:.0f}, other processes {others:.1f}, steal {steal:.1f}")
+
+
 def table(rows) -> str:
     out = ["| measurement | median [min-max] | target |", "| --- | --- | --- |"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
@@ -415,23 +434,26 @@ def main(argv=None):
     sections, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+
+        def section(title, rows, before):
+            sections.append((title, rows, cpu_line(before)))
+            print(table(rows) + "\n" + sections[-1][2], flush=True)
+
         if "core" in only:
+            t0 = cpu_snapshot()
             rows, n = bench_core(args.quick)
-            sections.append(("1-2. Training step vs the GEMM bound and PyTorch (12 x 256 ReLU MLP, batch 64)", rows))
+            section("1-2. Training step vs the GEMM bound and PyTorch (12 x 256 ReLU MLP, batch 64)", rows, t0)
             notes += n
-            print(table(rows), flush=True)
         if "tracking" in only or "e2e" in only:
+            t0 = cpu_snapshot()
             rows, compute_s, config = bench_tracking(args.quick, tmp)
-            sections.append(("3. Recording overhead, in process", rows))
-            print(table(rows), flush=True)
+            section("3. Recording overhead, in process", rows, t0)
             if "e2e" in only:
-                rows = bench_e2e(args.quick, tmp, compute_s, config)
-                sections.append(("4. End to end: `mlflow run`", rows))
-                print(table(rows), flush=True)
+                t0 = cpu_snapshot()
+                section("4. End to end: `mlflow run`", bench_e2e(args.quick, tmp, compute_s, config), t0)
         if "scale" in only:
-            rows = bench_scale(args.quick)
-            sections.append(("5. Scale", rows))
-            print(table(rows), flush=True)
+            t0 = cpu_snapshot()
+            section("5. Scale", bench_scale(args.quick), t0)
     load1 = os.getloadavg()
     doc = ["# Benchmarks", "",
            f"`python scripts/bench.py{' --quick' if args.quick else ''}` on "
@@ -439,10 +461,11 @@ def main(argv=None):
            f"{time.perf_counter() - started:.0f} s. Medians over interleaved repetitions, [min-max].", ""]
     doc += [f"- {m}" for m in machine()]
     doc += [f"- Load average (1, 5, 15 min) at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
-            f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} on {os.cpu_count()} cores "
-            "(the machine is shared: a load above ~1 means other processes took CPU during the run)", ""]
-    for title, rows in sections:
-        doc += [f"## {title}", "", table(rows), ""]
+            f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} on {os.cpu_count()} cores (the benchmark's "
+            "own processes included); under each table, who used the CPUs meanwhile (steal: the "
+            "hypervisor ran another guest on our vCPUs)", ""]
+    for title, rows, cpu in sections:
+        doc += [f"## {title}", "", table(rows), "", cpu, ""]
     if notes:
         doc += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if args.out:
