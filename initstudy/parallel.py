@@ -16,8 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from initstudy import ablate, provenance
 
-CHUNK = 100  # losses per progress message
-DIAG_CHUNK = 10  # diagnostics rows per progress message (~12 layers x 7 stats each)
+CHUNK = 50  # losses per progress message (the parent logs each message as it comes)
+DIAG_CHUNK = 5  # diagnostics rows per progress message (12 layers x 7 stats each)
 
 _progress = None  # the worker's queue to the parent
 _blas = None  # the worker's BLAS thread limit, kept alive for the process

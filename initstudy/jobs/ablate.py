@@ -62,14 +62,15 @@ def diagnostics_png(r) -> bytes:
         return path.read_bytes()
 
 
-# Logged while the inits train (the parent process is otherwise idle then), in log_batch calls of
-# BATCH points; a run killed meanwhile keeps what was logged, and run_set flushes the rest.
+# Logged while the inits train (the parent process is otherwise idle then): whatever the workers
+# have sent is logged at once (~8 ms a log_batch call + 0.12 ms a metric, measured), so what is left
+# for after the last step is the last message, not a batch of up to 1000 points (0.2 s). A run
+# killed meanwhile keeps what was logged, and run_set flushes the rest.
 STREAMED = ("loss", *diagnostics.STATS)
-BATCH = 1000  # MLflow's limit of metrics per log_batch
 
 
 def _stream(tracker, ids):
-    """(on_diag(name) -> f(step, row) queueing a diagnostics row, flush(force) logging the queue)."""
+    """(on_diag(name) -> f(step, row) queueing a diagnostics row, flush() logging the queue)."""
     queue = ids.partial  # ids.on_step appends each loss here too; mutated in place, never rebound
 
     def on_diag(name):
@@ -77,8 +78,8 @@ def _stream(tracker, ids):
         return lambda step, row: queue.extend(
             (rid, diagnostics.metric_key(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
 
-    def flush(force=False):
-        if len(queue) < (1 if force else BATCH):
+    def flush():
+        if not queue:
             return
         n, by_run = len(queue), {}
         for rid, key, value, step in queue[:n]:
@@ -110,7 +111,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
         out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush,
                                 on_result=lambda n, r: diag_png.__setitem__(n, trainings.draw(diagnostics_png, r)))
-        flush(force=True)  # the streamed metrics are all in; the rest is recorded below
+        flush()  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
