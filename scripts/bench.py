@@ -271,11 +271,11 @@ def bench_tracking(quick, tmp: Path):
         imports[mod] = time.perf_counter() - t
     if env_before is None:
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    frac = 1 - np.median(walls["compute"]) / np.array(walls["full"])
+    frac = 1 - np.array(walls["compute"]) / np.array(walls["full"])  # per round: compute, then the recorded run
     rows = [
         (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(walls["compute"], " s"), ""),
         ("same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
-        ("recording / wall (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
+        ("recording / wall, per round (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
         (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
          f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
         ("of which: diagnostics.png + loss_curves.png (need the finished run: after the last step)",
@@ -283,7 +283,7 @@ def bench_tracking(quick, tmp: Path):
         ("a new process's `import mlflow` / `import initstudy.cli` (overlapped with training in the job)",
          f"{imports['mlflow']:.2f} s / {imports['initstudy.cli']:.2f} s", ""),
     ]
-    return rows, np.median(walls["compute"]), config
+    return rows, config
 
 
 # ---------------------------------------------------------------- 4: end to end, `mlflow run`
@@ -295,13 +295,13 @@ entry_points:
 """
 
 
-def bench_e2e(quick, tmp: Path, compute_s: float, config):
+def bench_e2e(quick, tmp: Path, config):
     reps = 1 if quick else 4
     trivial = tmp / "trivial"
     trivial.mkdir()
     (trivial / "MLproject").write_text(TRIVIAL)
     counter = iter(range(1000))
-    walls = {"ablate": [], "trivial": []}
+    walls = {"ablate": [], "trivial": [], "compute": []}
 
     def mlflow_run(project, *params):
         uri, exp = fresh_store(tmp / f"e2e{next(counter)}")
@@ -315,15 +315,20 @@ def bench_e2e(quick, tmp: Path, compute_s: float, config):
             raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         return wall
 
-    for _ in range(reps):
+    for _ in range(reps):  # each round: the run, the floor and the compute, so a slow spell hits all three
         walls["ablate"].append(mlflow_run(REPO, "-e", "ablate", "-P", "init=kaiming", "-P", f"steps={config.steps}"))
         walls["trivial"].append(mlflow_run(trivial))
-    over = (np.array(walls["ablate"]) - compute_s) / np.median(walls["trivial"])
+        t = time.perf_counter()
+        ablate.train(config, "kaiming")
+        walls["compute"].append(time.perf_counter() - t)
+    w = {k: np.array(v) for k, v in walls.items()}
+    over = (w["ablate"] - w["compute"]) / w["trivial"]
     return [
         (f"`mlflow run . -e ablate -P init=kaiming -P steps={config.steps} --env-manager local`",
-         fmt(walls["ablate"], " s"), ""),
-        ("`mlflow run` of a trivial MLproject (`python -c pass`)", fmt(walls["trivial"], " s"), ""),
-        (f"(ablate wall - in-process compute {compute_s:.2f} s) / trivial wall (target <= 1.2)", fmt(over),
+         fmt(w["ablate"], " s"), ""),
+        ("`mlflow run` of a trivial MLproject (`python -c pass`)", fmt(w["trivial"], " s"), ""),
+        ("the same training in process (ablate.train), in the same rounds", fmt(w["compute"], " s"), ""),
+        ("(ablate wall - compute) / trivial wall, per round (target <= 1.2)", fmt(over),
          "met" if np.median(over) <= TARGETS["mlflow_run"] else "NOT met"),
     ]
 
@@ -446,11 +451,11 @@ def main(argv=None):
             notes += n
         if "tracking" in only or "e2e" in only:
             t0 = cpu_snapshot()
-            rows, compute_s, config = bench_tracking(args.quick, tmp)
+            rows, config = bench_tracking(args.quick, tmp)
             section("3. Recording overhead, in process", rows, t0)
             if "e2e" in only:
                 t0 = cpu_snapshot()
-                section("4. End to end: `mlflow run`", bench_e2e(args.quick, tmp, compute_s, config), t0)
+                section("4. End to end: `mlflow run`", bench_e2e(args.quick, tmp, config), t0)
         if "scale" in only:
             t0 = cpu_snapshot()
             section("5. Scale", bench_scale(args.quick), t0)
