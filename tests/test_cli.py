@@ -1,4 +1,8 @@
 """Bad input through the real command line: one line, non-zero exit, no traceback, no run."""
+import json
+import subprocess
+import sys
+
 import pytest
 
 from conftest import assert_refused, initstudy
@@ -22,3 +26,21 @@ def test_walk_refusals(args, words, store):
     assert_refused(proc, *words)
     assert proc.returncode == 2
     assert store.runs() == []
+
+
+@pytest.mark.parametrize("argv", [["walk", "--init", "he"], ["ablate", "--init", "he"], ["diagnose", "--init", "he"],
+                                  ["sweep", "--inits", "he"]])
+def test_refusal_imports_neither_mlflow_nor_the_other_commands(argv):
+    """Bad input is refused before MLflow (seconds) is imported, and a command loads only its own
+    module; ablate's parse loads no matplotlib either (0.4 s: its workers start before it)."""
+    code = ("import json, sys\nfrom initstudy import cli\n"
+            f"code = cli.main({argv!r})\n"
+            "print(json.dumps([code, [m for m in ('mlflow', 'matplotlib') if m in sys.modules],"
+            " sorted(m for m in sys.modules if m.startswith('initstudy.jobs.'))]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code, heavy, jobs = json.loads(proc.stdout)
+    assert code == 2 and "error" in proc.stderr, proc.stderr
+    assert "mlflow" not in heavy
+    assert set(jobs) <= {f"initstudy.jobs.{argv[0]}", "initstudy.jobs.ablate" if argv[0] == "sweep" else ""}, jobs
+    if argv[0] == "ablate":
+        assert heavy == []
