@@ -138,3 +138,36 @@ def test_kill_during_export_force_leaves_the_folder_whole(store, tmp_path):
             break
     assert caught, "never caught the export between writing and renaming"
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigterm_mid_sweep_keeps_finished_children_and_kills_the_rest(store):
+    """A sweep stopped by SIGTERM (to its process group) once some children are done: exit 143,
+    the finished children stay FINISHED with their records, the others and the parent end KILLED,
+    and no worker outlives it. uniform's children diverge at once; kaiming's would train for minutes."""
+    cmd = [sys.executable, "-m", "initstudy", "sweep", "--inits", "uniform,kaiming", "--depths", "12",
+           "--seeds", "0,1", "--workers", "2", "--steps", "200000"]
+    proc = subprocess.Popen(cmd, env=store.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len(store.runs("attributes.status = 'FINISHED'")) < 2:
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.5)
+        time.sleep(1)  # kaiming's children are training now
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err and "terminated" in err, err[-3000:]
+    status = {(r.data.tags.get("initstudy.role"), r.data.tags.get("initstudy.init")): r.info.status
+              for r in store.runs()}
+    children = {k: v for k, v in status.items() if k[0] == "child"}
+    assert len(store.runs("tags.`initstudy.role` = 'child'")) == 4
+    assert {s for (_, init), s in children.items() if init == "uniform"} == {"FINISHED"}
+    assert {s for (_, init), s in children.items() if init == "kaiming"} == {"KILLED"}
+    assert status[("parent", None)] == "KILLED"
+    for r in store.runs("tags.`initstudy.init` = 'uniform'"):
+        assert r.data.tags["initstudy.outcome"] == "diverged" and "losses.json" in store.artifact_names(r.info.run_id)
+    assert session_processes(proc.pid) == []
