@@ -27,11 +27,19 @@ def workers_for(n_tasks: int) -> int:
     return max(1, min(n_tasks, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
 
 
-def _start_worker(progress):
-    global _progress, _blas
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    _progress, _blas = progress, provenance.pin_blas_threads()
+def start_worker():
+    """What a computing worker does first (these trainings', a sweep's): Ctrl-C goes to the whole
+    group and the parent decides; BLAS pinned to one thread and warmed up, as in a sequential run."""
+    global _blas
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _blas = provenance.pin_blas_threads()
     provenance.warm_up_blas()
+
+
+def _start_worker(progress):
+    global _progress
+    _progress = progress
+    start_worker()
 
 
 def _start_figure_worker():
@@ -128,8 +136,8 @@ class Trainings:
             self._drain(*self._receiving, 0.01)
 
     def draw(self, fn, *args):
-        """fn(*args) in the figure worker (figures=True), else in a training worker once one is free: a Future."""
-        return (self.figures or self.pool).submit(fn, *args)
+        """fn(*args) in the figure worker (figures=True): a Future."""
+        return self.figures.submit(fn, *args)
 
     def results(self, on_step=None, on_diag=None, idle=None, on_result=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.

@@ -15,16 +15,13 @@ def _color(init):
     return COLORS.get(init, None)
 
 
-def _layout(fig, left=0.8, bottom=0.6, right=0.15, top=0.4, wspace=0.2, hspace=0.2):
-    """Fixed margins in inches, room for our tick labels, axis labels and titles. Set, not measured at
-    save time: tight_layout or bbox_inches="tight" lays the text out a second time (measured:
-    diagnostics.png 1.0 s with them, 0.6 s without; it is drawn after a run's last step)."""
+def _save(fig, path, left=0.8, bottom=0.6, right=0.15, top=0.4, wspace=0.2, hspace=0.2):
+    """Write the PNG with fixed margins in inches (room for our tick labels, axis labels and titles).
+    Set, not measured at save time: tight_layout or bbox_inches="tight" lays the text out a second
+    time (measured: diagnostics.png 1.0 s with them, 0.6 s without; it is drawn after a run's last step)."""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
                         wspace=wspace, hspace=hspace)
-
-
-def _save(fig, path):
     fig.savefig(path, dpi=110, metadata=PNG_META)
     plt.close(fig)
 
@@ -49,7 +46,6 @@ def variance_walk(results, path, title=""):
     ax.set_title(title or "Variance walk")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    _layout(fig)
     _save(fig, path)
 
 
@@ -87,7 +83,6 @@ def loss_curves(results, path, title=""):
     ax.set_title(title or "Init ablation", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    _layout(fig)
     _save(fig, path)
 
 
@@ -132,8 +127,7 @@ def training_diagnostics(r, path, title=""):
     ax.set_xlabel("step", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     fig.suptitle(title or f"{r.init}: diagnostics", fontsize=11)
-    _layout(fig, left=0.5, bottom=0.55, top=0.65, wspace=0.14, hspace=0.3)
-    _save(fig, path)
+    _save(fig, path, left=0.5, bottom=0.55, top=0.65, wspace=0.14, hspace=0.3)
 
 
 def sweep_summary(rows, path, study="ablate", title=""):
@@ -170,8 +164,7 @@ def sweep_summary(rows, path, study="ablate", title=""):
             ax.text(0.5, 0.5, "no run in this panel", transform=ax.transAxes, ha="center", color="gray")
     failed = len(rows) - len(ok)
     fig.suptitle((title or f"Sweep ({study})") + (f" ({failed} runs failed, not shown)" if failed else ""), fontsize=11)
-    _layout(fig, top=0.65, wspace=0.25)
-    _save(fig, path)
+    _save(fig, path, top=0.65, wspace=0.25)
 
 
 # --- diagnose (lab 03): the makemore notebook's figures ---------------------------------------------
@@ -195,8 +188,7 @@ def diagnose_histograms(r, path, kind="act", title=""):
                 lines.append(f"{when} L{l + 1:02d}: {vals}")
         fig.text(0.01, (text_h + 0.05) / (4 + text_h), "\n".join(lines), fontsize=7, family="monospace", va="top")
     fig.suptitle(title or f"{what} histograms per hidden layer", fontsize=11)
-    _layout(fig, left=0.6, bottom=0.45 + text_h, top=0.65, wspace=0.12)
-    _save(fig, path)
+    _save(fig, path, left=0.6, bottom=0.45 + text_h, top=0.65, wspace=0.12)
 
 
 def saturation_map(r, path, title=""):
@@ -211,8 +203,7 @@ def saturation_map(r, path, title=""):
         ax.set_xlabel("neuron", fontsize=8)
         ax.set_ylabel("example in batch", fontsize=8)
     fig.suptitle(title or "saturation map, first hidden layer", fontsize=11)
-    _layout(fig, left=0.65, bottom=0.55, top=0.65, wspace=0.12)
-    _save(fig, path)
+    _save(fig, path, left=0.65, bottom=0.55, top=0.65, wspace=0.12)
 
 
 def update_ratio(r, path, title=""):
@@ -229,8 +220,7 @@ def update_ratio(r, path, title=""):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, ncol=4)
     ax.set_title(title or "update:data ratio over time", fontsize=10)
-    _layout(fig, bottom=0.58)
-    _save(fig, path)
+    _save(fig, path, bottom=0.58)
 
 
 def diagnose_loss(r, path, title=""):
@@ -252,5 +242,4 @@ def diagnose_loss(r, path, title=""):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or f"initial loss {r.initial_loss:.4f}", fontsize=10)
-    _layout(fig, left=1.0)
-    _save(fig, path)
+    _save(fig, path, left=1.0)

@@ -45,18 +45,23 @@ class RunSet(dict):
         rid, buf = self[name], self.partial
         return lambda step, value: buf.append((rid, key, value, step))
 
+    def log_partial(self, tracker, tags: dict | None = None):
+        """Record the buffered points, one log call per run; they leave the buffer once recorded."""
+        n, by_run = len(self.partial), {}
+        for rid, key, value, step in self.partial[:n]:
+            by_run.setdefault(rid, []).append((key, value, step))
+        for rid, metrics in by_run.items():
+            tracker.log(rid, metrics=metrics, tags=tags)
+        del self.partial[:n]
+
     def flush_partial(self, tracker):
+        """On interrupt: what the workers already sent, then every buffered point, tagged partial."""
         for drain in self.before_flush:
             try:
                 drain()
             except Exception:  # a broken worker pipe must not keep the rest from being recorded
                 pass
-        by_run = {}
-        for rid, key, value, step in self.partial:
-            by_run.setdefault(rid, []).append((key, value, step))
-        del self.partial[:]
-        for rid, metrics in by_run.items():
-            tracker.log(rid, metrics=metrics, tags={"initstudy.partial": "true"})
+        self.log_partial(tracker, tags={"initstudy.partial": "true"})
 
 
 def init_names(choice: str) -> list[str]:

@@ -79,17 +79,12 @@ def _stream(tracker, ids):
             (rid, diagnostics.metric_key(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
 
     def flush():
-        if not queue:
+        if not queue:  # called between every two worker messages
             return
-        n, by_run = len(queue), {}
-        for rid, key, value, step in queue[:n]:
-            by_run.setdefault(rid, []).append((key, value, step))
         # a Ctrl-C or SIGTERM waits until the batch is in (an exception inside MLflow's session would
         # break the store for the flush that follows), so a killed run has no gap and no repeat
         with parallel.signals_held():
-            for rid, metrics in by_run.items():
-                tracker.log(rid, metrics=metrics)
-            del queue[:n]
+            ids.log_partial(tracker)
 
     return on_diag, flush
 

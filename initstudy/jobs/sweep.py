@@ -8,7 +8,6 @@ A child's numbers are those of the same config run alone: same config, same seed
 """
 import multiprocessing
 from dataclasses import dataclass
-import signal
 import sys
 import time
 from multiprocessing.connection import wait
@@ -16,7 +15,7 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from initstudy import ablate as ablate_mod
-from initstudy import inits, manifest, plots, provenance, results, tracking
+from initstudy import inits, manifest, parallel, plots, provenance, results, tracking
 from initstudy import walk as walk_mod
 from initstudy.config import ConfigError, one_of, parse, to_dict
 from initstudy.jobs import JobFailed, common_params, record, run_set, summary_metrics, today, write_text
@@ -26,7 +25,6 @@ HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of wo
 STUDIES = {"ablate": ablate_mod.AblateConfig, "walk": walk_mod.WalkConfig}
 EXPERIMENTS = {"ablate": ablate_mod.EXPERIMENT, "walk": walk_mod.EXPERIMENT}
 MAX_WORKERS = 64
-_blas_limit = None  # a worker's BLAS thread limit
 
 
 def add_arguments(parser):
@@ -95,10 +93,7 @@ def compute(study: str, config, init: str):
 
 
 def _worker(conn):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    global _blas_limit  # the limit lasts while the controller lives: keep it for the process
-    _blas_limit = provenance.pin_blas_threads()
-    provenance.warm_up_blas()
+    parallel.start_worker()
     blas = provenance.blas()  # what this worker computes with, recorded on its children
     while (task := conn.recv()) is not None:
         i, study, config, init = task
