@@ -80,11 +80,20 @@ class Tracker:
         """Record a numpy dataset with MLflow's dataset API, so its digest is on the run."""
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
 
         ds = mlflow.data.from_numpy(features, targets=targets, name=name)
         entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
-        self.client.log_inputs(run_id, datasets=[entity])
-        return ds.digest
+        # MLflow looks the dataset up, then inserts it: runs logging the same dataset at the same
+        # moment both insert and all but one fail the store's unique key (and roll back). Tried
+        # again, the call finds the winner's row and links to it.
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=[entity])
+                return ds.digest
+            except MlflowException as e:
+                if attempt == 2 or not _duplicate_key(e):
+                    raise
 
     def end(self, run_id: str, status: str = "FINISHED"):
         self.client.set_terminated(run_id, status=status)
@@ -121,6 +130,12 @@ class Tracker:
         from mlflow.artifacts import download_artifacts
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+
+def _duplicate_key(e: BaseException) -> bool:
+    """A store's unique-key violation (SQLite, PostgreSQL, MySQL wording; also through a server)."""
+    text = str(e).lower()
+    return any(w in text for w in ("unique constraint failed", "duplicate key value", "duplicate entry"))
 
 
 def resolve_uri(uri: str | None = None) -> str:
