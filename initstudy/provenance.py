@@ -6,6 +6,7 @@ environment variables, no credentials).
 import functools
 import glob
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -77,6 +78,24 @@ def blas() -> dict:
         "architecture": lib.get("architecture") or "unknown",
         "threads": lib.get("num_threads"),
     }
+
+
+# OpenBLAS picks its kernels for the CPU it finds (threadpoolctl's "architecture": Haswell,
+# SkylakeX, ...), and kernels differ in how they block and fuse a dot product: the same float32
+# run gives other last bits under another (measured: the lab-01 reference, recorded under Haswell,
+# differs in 15 of 54 series under SkylakeX). This variable, read when the library loads, names the
+# kernel to use instead; an unknown name is ignored (OpenBLAS detects the CPU as usual).
+KERNEL_ENV = "OPENBLAS_CORETYPE"
+
+
+def kernel_pin(recorded: dict) -> dict | None:
+    """{KERNEL_ENV: kernel} for a process that must run the BLAS kernel a run recorded, or None when
+    this one already does, or a pin cannot help (not OpenBLAS, nothing recorded, already pinned)."""
+    now, kernel = blas(), recorded.get("architecture")
+    if (recorded.get("library") != "openblas" or now["library"] != "openblas" or kernel in (None, "unknown")
+            or kernel == now["architecture"] or KERNEL_ENV in os.environ):
+        return None
+    return {KERNEL_ENV: kernel}
 
 
 def pin_blas_threads(n: int = BLAS_THREADS):

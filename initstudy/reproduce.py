@@ -1,14 +1,20 @@
 """`initstudy reproduce MANIFEST`: re-run a lab folder from its manifest and compare every series.
 
 The manifest's config and seeds go back through the same pure functions the runs used
-(walk.run_walk, ablate.train) with BLAS pinned to one thread, and every series and number of the
-results document beside the manifest (results.json or losses.json) is compared exactly, NaN equal
-to NaN. Any difference is reported per series (max absolute and relative difference) and exits 1;
+(walk.run_walk, ablate.train) with BLAS pinned to one thread and to the kernel the run recorded
+(OpenBLAS's kernels round differently; where this machine picks another, the check runs in a
+process of its own with the recorded one), and every series and number of the results document
+beside the manifest (results.json or losses.json) is compared exactly, NaN equal to NaN. Any
+difference is reported per series (max absolute and relative difference) and exits 1;
 `--tolerance` accepts a relative difference for a run from another machine, and lists which
 recorded versions, hardware or BLAS differ from this one.
 """
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +174,12 @@ def run(path, tolerance=None) -> int:
         if tol < 0:
             raise ConfigError(f"tolerance must be >= 0, got {tolerance!r}")
     mf, config, doc = load(path)
+    note = None
+    pin = provenance.kernel_pin(mf["blas"] if isinstance(mf["blas"], dict) else {})
+    if pin is not None:
+        code, note = rerun_pinned(path, tolerance, pin)
+        if code is not None:
+            return code
     names = list(mf["config"]["inits"])
     now_doc, now_summary = rerun(config, names)
     rec_series, now_series = series_of(doc), series_of(now_doc)
@@ -208,4 +220,24 @@ def run(path, tolerance=None) -> int:
         print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
         for line in env:
             print(f"  {line}")
+    if note:
+        print(note)
     return 1 if bad else 0
+
+
+def rerun_pinned(path, tolerance, pin: dict) -> tuple[int | None, str]:
+    """The whole check again in a process whose BLAS runs the recorded kernel (OpenBLAS chooses it
+    when it loads, so not in this process): (its exit code, a note). The code is None where that
+    kernel cannot run on this CPU; the caller then compares under this machine's own kernel."""
+    kernel, here = pin[provenance.KERNEL_ENV], provenance.blas()["architecture"]
+    cmd = [sys.executable, "-m", "initstudy", "reproduce", str(path)]
+    cmd += [] if tolerance is None else ["--tolerance", str(tolerance)]
+    proc = subprocess.run(cmd, env={**os.environ, **pin}, capture_output=True, text=True)
+    if proc.returncode < 0:  # SIGILL: this CPU lacks the kernel's instructions
+        return None, (f"BLAS kernel: the recorded {kernel} does not run on this CPU "
+                      f"({signal.Signals(-proc.returncode).name}); compared under this machine's {here}")
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode in (0, 1):
+        print(f"BLAS kernel: the recorded {kernel}, pinned with {provenance.KERNEL_ENV} (this machine's own: {here})")
+    return proc.returncode, ""

@@ -1,14 +1,17 @@
 """`initstudy reproduce`: the committed lab folders re-run bit for bit here; a changed number is found
 and named; a bad manifest is one line."""
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO, assert_refused, initstudy
-from initstudy import reproduce
+from initstudy import provenance, reproduce
 
 WALK = REPO / "projects" / "10-variance-walk"
 ABLATE = REPO / "projects" / "10-init-matters"
@@ -24,7 +27,58 @@ def test_committed_references_reproduce_bit_for_bit(folder, script):
 
 @pytest.fixture
 def walk_copy(tmp_path):
-    return shutil.copytree(WALK, tmp_path / "10-variance-walk")
+    """The walk reference as if recorded on this machine: its versions and hardware are this one's
+    (the BLAS block stays as recorded: reproduce pins the recorded kernel)."""
+    folder = shutil.copytree(WALK, tmp_path / "10-variance-walk")
+    mf = json.loads((folder / "manifest.json").read_text())
+    mf.update(versions=provenance.versions(), hardware=provenance.hardware())
+    (folder / "manifest.json").write_text(json.dumps(mf, indent=2))
+    return folder
+
+
+def other_kernel() -> str:
+    """An OpenBLAS kernel this CPU runs (SSE4.2 is every x86-64 CPU since 2008) that it does not pick."""
+    here = provenance.blas()
+    if here["library"] != "openblas" or platform.machine() != "x86_64":
+        pytest.skip(f"needs OpenBLAS on x86-64 (here: {here['library']} on {platform.machine()})")
+    return "Nehalem" if here["architecture"] != "Nehalem" else "Haswell"
+
+
+def test_a_run_recorded_under_another_blas_kernel_reproduces_bit_for_bit(tmp_path):
+    """A lab folder whose run used another OpenBLAS kernel (made here under OPENBLAS_CORETYPE): the
+    same config under this machine's own kernel gives other float32 bits, and reproduce, which
+    pins the recorded kernel, gives the recorded ones."""
+    kernel, folder = other_kernel(), shutil.copytree(ABLATE, tmp_path / "10-init-matters")
+    mf = json.loads((folder / "manifest.json").read_text())
+    mf["config"].update(steps=40, inits=["xavier", "kaiming"])
+    (folder / "manifest.json").write_text(json.dumps(mf, indent=2))
+    make = subprocess.run(  # the run's results and BLAS block, computed under the other kernel
+        [sys.executable, "-c", RECORD_UNDER_KERNEL, str(folder / "manifest.json")], capture_output=True, text=True,
+        timeout=300, env={**os.environ, provenance.KERNEL_ENV: kernel})
+    assert make.returncode == 0, make.stderr[-2000:]
+    assert json.loads((folder / "manifest.json").read_text())["blas"]["architecture"] == kernel
+    _, config, recorded = reproduce.load(folder / "manifest.json")
+    here, _ = reproduce.rerun(config, ["xavier", "kaiming"])  # this machine's own kernel: other bits
+    recorded, here = reproduce.series_of(recorded), reproduce.series_of(here)
+    assert recorded.keys() == here.keys() and len(recorded) == 8  # loss, val_step, val_loss, val_acc per init
+    assert not all(np.array_equal(recorded[k], here[k], equal_nan=True) for k in recorded)
+    proc = subprocess.run([sys.executable, "train.py"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("reproduced bit for bit: 8 series"), proc.stdout
+    assert f"BLAS kernel: the recorded {kernel}, pinned with {provenance.KERNEL_ENV}" in proc.stdout
+
+
+RECORD_UNDER_KERNEL = """
+import json, sys
+from pathlib import Path
+from initstudy import provenance, reproduce, results
+path = Path(sys.argv[1])
+mf, config, _ = reproduce.load(path)
+doc, summary = reproduce.rerun(config, mf["config"]["inits"])
+path.with_name("losses.json").write_text(results.dumps(doc))
+mf.update(results_summary=summary, blas=provenance.blas())
+path.write_text(json.dumps(mf, indent=2))
+"""
 
 
 def tamper(folder, init, layer, factor):
