@@ -57,7 +57,9 @@ def _start_worker(progress):
 def _start_figure_worker():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # its matplotlib import must not take CPU from a training worker
-    import initstudy.plots  # noqa: F401  (matplotlib: ~0.4 s, done while the inits train)
+    from initstudy import plots  # matplotlib: ~0.4 s, done while the inits train
+
+    plots.warm_up()
 
 
 def _train(config, init, ds):
@@ -164,14 +166,14 @@ class Trainings:
         self._receiving = callbacks, counts
         out = {}
         while len(out) < len(self.names):
-            self._drain(callbacks, counts, 0.05)
-            if idle is not None:
-                idle()
-            for n, r in self.pending.items():
+            self._drain(callbacks, counts, 0.02)
+            for n, r in self.pending.items():  # before idle(): on_result may start a figure, idle() logs
                 if n not in out and r.done():
                     out[n] = r.result()
                     if on_result is not None:
                         on_result(n, out[n])
+            if idle is not None:
+                idle()
         computed = {}
         for n, r in out.items():
             computed[n, "loss"] = len(r.losses) if r.steps_to_nan is None else r.steps_to_nan + 1

@@ -1,4 +1,6 @@
 """Every figure, drawn from result objects. Agg backend: no screen needed, same bytes each time."""
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,6 +25,21 @@ def _save(fig, path, left=0.8, bottom=0.6, right=0.15, top=0.4, wspace=0.2, hspa
     fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
                         wspace=wspace, hspace=hspace)
     fig.savefig(path, dpi=110, metadata=PNG_META)
+    plt.close(fig)
+
+
+def warm_up():
+    """A small figure of the kinds a run draws (log axis, legend, annotation), drawn into memory.
+    A process's first figure loads fonts and fills matplotlib's caches (measured: the first
+    loss_curves 0.18 s, the next ones 0.11 s), and a run draws its figures after its last step,
+    on its critical path; this runs while the run trains."""
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.semilogy([0, 1, 2], [1, 10, 100], lw=1, label="a")
+    ax.annotate("a", (1, 10), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set_title("a", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=8)
+    fig.savefig(io.BytesIO(), format="png", dpi=110)
     plt.close(fig)
 
 

@@ -98,6 +98,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     with trainings, provenance.pin_blas_threads(), run_set(
             tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
         provenance.warm_up_blas()
+        plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
