@@ -89,6 +89,23 @@ def gemm_alone(config, shapes, dtype):
         for _ in range(steps):
             for a, bb, o in ops:
                 np.matmul(a, bb, out=o)
+    run.ops = ops
+    return run
+
+
+def torch_gemm_alone(shapes, dtype):
+    """gemm_alone's matmuls in PyTorch (its BLAS: MKL on x86), one thread; None if torch is absent."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    run_np = gemm_alone(None, shapes, dtype)
+    ops = [tuple(torch.from_numpy(m) for m in op) for op in run_np.ops]
+
+    def run(steps):
+        for _ in range(steps):
+            for a, bb, o in ops:
+                torch.mm(a, bb, out=o)
     return run
 
 
@@ -170,7 +187,7 @@ def bench_core(quick):
         if dtype == "float32":
             notes.append(note)
         if tr is not None:
-            fns["torch"] = tr
+            fns["torch"], fns["torch_gemm"] = tr, torch_gemm_alone(shapes, dtype)
         for f in fns.values():
             f(3)  # first calls: allocations, BLAS buffers
         t = interleaved({k: (lambda f=f: f(steps)) for k, f in fns.items()}, reps)
@@ -193,6 +210,11 @@ def bench_core(quick):
             rows.append((f"torch step ({note}), {dtype}", fmt(per["torch"], " ms", 1e3), ""))
             met = "" if dtype != "float32" else ("met" if np.median(ratio) <= TARGETS["numpy_vs_torch"] else "NOT met")
             rows.append((f"fast step / torch step, {dtype} (target <= 0.75)", fmt(ratio), met))
+            tg = flops / per["torch_gemm"] / 1e9
+            rows.append((f"torch: the same matmuls alone (its own BLAS), {dtype}",
+                         f"{fmt(per['torch_gemm'], ' ms', 1e3)}; {stats(tg)[0]:.1f} GF/s [{tg.min():.1f}-{tg.max():.1f}]", ""))
+            rows.append((f"bound on fast / torch: our matmuls alone / torch's whole step, {dtype} (a step "
+                         "that did nothing else)", fmt(per["gemm"] / per["torch"]), ""))
             # same model: torch's first losses follow ours (not bit for bit: other kernels)
             ours = ablate.run_core(AblateConfig(dtype=dtype, steps=20), "kaiming", ds,
                                    ablate.make_core(config, "kaiming")).losses
