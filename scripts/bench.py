@@ -491,6 +491,7 @@ def main(argv=None):
             t0 = cpu_snapshot()
             section("5. Scale", bench_scale(args.quick), t0)
     load1 = os.getloadavg()
+    print("\n".join(f"- {n}" for n in notes))  # e.g. why the PyTorch rows are missing
     doc = ["# Benchmarks", "",
            f"`python scripts/bench.py{' --quick' if args.quick else ''}` on "
            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
