@@ -18,6 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+# MLflow's usage telemetry runs a thread in any process that has used MLflow, and a process with a
+# thread spawns its training workers (~150 ms) where a real run, which forks them before it imports
+# MLflow, does not: off here, so the in-process recorded runs start their workers as a real run does.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
