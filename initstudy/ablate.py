@@ -154,7 +154,7 @@ class ReferenceCore:
     def loss(self, x_all, y_all, idx):
         return nn.cross_entropy(self.model.forward(x_all[idx]), y_all[idx])
 
-    def backward_update(self, dlogits):
+    def backward_update(self, dlogits, keep_grads=True):  # nn.py's grads always stay
         self.model.backward(dlogits)
         self.opt.step(self.model.params())
 
@@ -206,7 +206,7 @@ def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=No
             if not np.isfinite(loss):
                 steps_to_nan = s
                 break
-            core.backward_update(dlogits)
+            core.backward_update(dlogits, keep_grads=s % config.diag_every == 0)  # stats() reads them
             updates += 1
             if s == 0:
                 acts, grads = core.hidden()

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from initstudy import ablate, provenance
 
@@ -109,13 +109,22 @@ class Trainings:
         self.pool = ProcessPoolExecutor(workers_for(len(self.names)), mp_context=ctx, initializer=_start_worker,
                                         initargs=(self.progress,))
         self.pending = {n: self.pool.submit(_train, config, n, ds) for n in self.names}
-        # figures=True: one more process loads matplotlib now and draws what draw() is given, so a
-        # run's end neither waits for that import nor draws every figure in the parent, one by one.
-        # Spawned: the pool above has a thread by now, and this start is off the critical path.
-        self.figures = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_start_figure_worker) if figures else None)
-        if self.figures is not None:
-            self.figures.submit(int)  # start it (and its import) now, not at the first figure
+        self.figures, self._figures_ready = None, None
+        self._want_figures = figures
+
+    def start_figures(self):
+        """figures=True: one more process loads matplotlib and draws what draw() is given, so a run's
+        end neither waits for that import nor draws every figure in the parent, one by one.
+        Called by the job once its own start (MLflow's import, the runs) is done, not with the
+        trainings: started with them, its import made three busy processes on 2 cores and cost the
+        training ~0.25 s of its first 100 steps (measured; ~0.02 s when started here). Not started
+        when every init has already trained (a short run): the parent draws, at once.
+        Spawned: the pool above has a thread by now."""
+        if not self._want_figures or self.figures is not None or all(f.done() for f in self.pending.values()):
+            return
+        self.figures = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_start_figure_worker)
+        self._figures_ready = self.figures.submit(int)  # starts it (and its import) now
 
     def __enter__(self):
         return self
@@ -153,8 +162,13 @@ class Trainings:
             self._drain(*self._receiving, 0.01)
 
     def draw(self, fn, *args):
-        """fn(*args) in the figure worker (figures=True): a Future."""
-        return self.figures.submit(fn, *args)
+        """fn(*args) as a Future: in the figure worker once it is ready (matplotlib loaded), else here
+        and now (its start would take longer than the figure)."""
+        if self._figures_ready is not None and self._figures_ready.done():
+            return self.figures.submit(fn, *args)
+        done = Future()
+        done.set_result(fn(*args))
+        return done
 
     def results(self, on_step=None, on_diag=None, idle=None, on_result=None) -> dict:
         """{init: AblateResult} in the order of names; a worker's exception is raised here.

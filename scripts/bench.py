@@ -26,7 +26,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from initstudy import ablate, data, parallel, provenance, walk  # noqa: E402
+from initstudy import ablate, data, fastmlp, parallel, provenance, walk  # noqa: E402
 from initstudy.ablate import AblateConfig  # noqa: E402
 
 TARGETS = {  # what issue 5 asks
@@ -61,51 +61,29 @@ def interleaved(fns: dict, reps: int) -> dict:
 
 # ---------------------------------------------------------------- 1, 2: the core, GEMM bound, torch
 
-def step_flops(config) -> tuple[float, list]:
-    """FLOPs of one step's matmuls and their shapes (m, k, n, transposed-A): forward x@W per layer,
-    dW = x.T @ d per layer, dx = d @ W.T for every layer but the first (its dx is not needed)."""
-    dims = [config.input_dim] + [config.width] * (config.depth - 1) + [config.classes]
-    b, shapes = config.batch, []
-    for i, (fi, fo) in enumerate(zip(dims[:-1], dims[1:])):
-        shapes.append(("fwd", b, fi, fo))
-        shapes.append(("dW", fi, b, fo))
-        if i:
-            shapes.append(("dx", b, fo, fi))
-    return sum(2.0 * m * k * n for _, m, k, n in shapes), shapes
-
-
-def gemm_alone(config, shapes, dtype):
-    """The step's matmuls alone, on finite data, into preallocated outputs (as the core does)."""
-    r = np.random.default_rng(0)
-    ops = []
-    for kind, m, k, n in shapes:
-        if kind == "dW":  # x.T @ d: the transposed view, as in the backward
-            a = r.standard_normal((k, m)).astype(dtype).T
-            bb = r.standard_normal((k, n)).astype(dtype)
-        elif kind == "dx":  # d @ W.T
-            a = r.standard_normal((m, k)).astype(dtype)
-            bb = (r.standard_normal((n, k)) / np.sqrt(k)).astype(dtype).T
-        else:
-            a = r.standard_normal((m, k)).astype(dtype)
-            bb = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
-        ops.append((a, bb, np.empty((m, n), dtype)))
+def gemm_alone(core):
+    """The step's matmuls alone, in its order, on the arrays of a fast core that has taken a few steps:
+    the operands, outputs and memory layout of its step (one weight array per layer, read by the
+    forward and by dx; dW into one scratch buffer, as on the steps whose grads are not kept)."""
+    ins, dW = [core.x, *core.h[:-1]], fastmlp.scratch(core.W)
+    ops = [(ins[i], W, core.h[i]) for i, W in enumerate(core.W)]  # forward, first layer to last
+    for i in range(len(core.W) - 1, -1, -1):  # backward, last layer to first
+        d = core.g[-1] if i == len(core.W) - 1 else core.gpre[i]  # dLoss/d(pre-activation) of layer i
+        ops += [(ins[i].T, d, dW[i])] + ([(d, core.W[i].T, core.g[i - 1])] if i else [])
 
     def run(steps):
         for _ in range(steps):
             for a, bb, o in ops:
                 np.matmul(a, bb, out=o)
-    run.ops = ops
+    run.ops, run.flops = ops, sum(2.0 * a.shape[0] * a.shape[1] * bb.shape[1] for a, bb, _ in ops)
     return run
 
 
-def torch_gemm_alone(shapes, dtype):
-    """gemm_alone's matmuls in PyTorch (its BLAS: MKL on x86), one thread; None if torch is absent."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    run_np = gemm_alone(None, shapes, dtype)
-    ops = [tuple(torch.from_numpy(m) for m in op) for op in run_np.ops]
+def torch_gemm_alone(ops):
+    """gemm_alone's matmuls in PyTorch (its BLAS: MKL on x86), one thread, on the same memory."""
+    import torch
+
+    ops = [tuple(torch.from_numpy(m) for m in op) for op in ops]
 
     def run(steps):
         for _ in range(steps):
@@ -117,7 +95,11 @@ def torch_gemm_alone(shapes, dtype):
 def update_alone(core):
     """The momentum update's four passes (v *= mu; v += g; t = lr v; p -= t) over every parameter, on
     copies: what a step must spend besides its matmuls, whatever the order of the work."""
-    arrays = [(p.copy(), g.copy(), np.zeros_like(p), np.empty_like(p)) for p, g in core.params()]
+    params = [p.copy() for p, _ in core.params()]
+    grads = fastmlp.scratch(params)  # g and t: one buffer each for every layer, as in the core's step
+    for g in grads:
+        g.fill(1e-3)
+    arrays = list(zip(params, grads, [np.zeros_like(p) for p in params], fastmlp.scratch(params)))
     mu, lr = core._mu, core._lr
 
     def run(steps):
@@ -131,13 +113,16 @@ def update_alone(core):
 
 
 def core_steps(core, ds, config):
+    """Training steps as a run takes them: the grads kept on every diag_every-th step (its diagnostics
+    read them), the diagnostics themselves not computed."""
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
+    taken = iter(range(10**9))
 
     def run(steps):
         with np.errstate(all="ignore"):
             for _ in range(steps):
                 loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
-                core.backward_update(dlogits)
+                core.backward_update(dlogits, keep_grads=next(taken) % config.diag_every == 0)
     return run
 
 
@@ -183,22 +168,24 @@ def bench_core(quick):
     for dtype in ("float32", "float64"):
         config = AblateConfig(dtype=dtype)
         ds = ablate.dataset(config)
-        flops, shapes = step_flops(config)
         fast = ablate.make_core(config, "kaiming")
         ref = ablate.ReferenceCore(ablate.build_model(config, "kaiming"), config.lr, config.momentum)
-        fns = {"gemm": gemm_alone(config, shapes, dtype), "update": update_alone(fast), "fast": core_steps(fast, ds, config),
+        bound = ablate.make_core(config, "kaiming")
+        core_steps(bound, ds, config)(3)  # finite, trained-like operands in the step's own buffers
+        fns = {"gemm": gemm_alone(bound), "update": update_alone(fast), "fast": core_steps(fast, ds, config),
                "reference": core_steps(ref, ds, config)}
         tr, note = torch_steps(config, ds, dtype)
         if dtype == "float32":
             notes.append(note)
         if tr is not None:
-            fns["torch"], fns["torch_gemm"] = tr, torch_gemm_alone(shapes, dtype)
+            fns["torch"], fns["torch_gemm"] = tr, torch_gemm_alone(fns["gemm"].ops)
         for f in fns.values():
             f(3)  # first calls: allocations, BLAS buffers
         t = interleaved({k: (lambda f=f: f(steps)) for k, f in fns.items()}, reps)
         per = {k: np.array(v) / steps for k, v in t.items()}
+        flops = fns["gemm"].flops
         gf = flops / per["gemm"] / 1e9
-        rows.append((f"GEMM alone, the step's {len(shapes)} matmuls ({flops / 1e6:.0f} MFLOP), {dtype}",
+        rows.append((f"GEMM alone, the step's {len(fns['gemm'].ops)} matmuls ({flops / 1e6:.0f} MFLOP), {dtype}",
                      f"{fmt(per['gemm'], ' ms', 1e3)}; {stats(gf)[0]:.1f} GF/s [{gf.min():.1f}-{gf.max():.1f}]", ""))
         frac = per["gemm"] / per["fast"]
         rows.append((f"momentum update alone (4 elementwise passes over {sum(p.size for p, _ in fast.params())} "
@@ -227,9 +214,11 @@ def bench_core(quick):
             check(20)
             notes.append(f"{dtype}: torch's first 20 losses differ from ours by at most "
                          f"{np.max(np.abs(np.array(check.losses) - ours)):.1e} (same weights, batches, optimizer)")
-    gemm_bound_note = ("Bound = the step's matmuls timed alone in the same process (forward x@W, dW = x.T@d, "
-                       "dx = d@W.T except the input layer's, which the fast core skips); everything else a step does "
-                       "(bias, activation, masks, loss, momentum update, Python) is what the fraction loses.")
+    gemm_bound_note = ("Bound = the step's matmuls timed alone in the same process, in the step's order, on a second "
+                       "fast core's own buffers (forward x@W, dW = x.T@d into the grad scratch, dx = d@W.T except the "
+                       "input layer's, which the fast core skips); everything else a step does (bias, activation, "
+                       "masks, loss, momentum update, Python) is what the fraction loses. The fast step is timed as a "
+                       "run takes it: grads kept on every diag_every-th step, the diagnostics themselves not computed.")
     return rows, notes + [gemm_bound_note]
 
 

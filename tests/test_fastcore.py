@@ -5,6 +5,7 @@ backward, SGD.step, diagnostics.layer_stats on the reference model), independent
 and fastmlp. Not timed: speed is scripts/bench.py's business.
 """
 import multiprocessing
+import os
 import subprocess
 import sys
 
@@ -46,12 +47,13 @@ def same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
-CONFIGS = [  # (config, init): each activation, both dtypes, a divergence, a narrower odd-shaped net
+CONFIGS = [  # (config, init): each activation, both dtypes, a divergence, a narrower odd-shaped net, diagnostics
+    # at steps whose grads the fast core keeps (every diag_every-th) between steps whose grads it does not
     (AblateConfig(steps=40, depth=6, width=64, input_dim=32), "kaiming"),
     (AblateConfig(steps=30, depth=6, width=64, input_dim=32, dtype="float64"), "xavier"),
     (AblateConfig(steps=30, depth=5, width=48, input_dim=40, classes=3, activation="tanh", gain=5 / 3,
                   momentum=0.0), "kaiming"),
-    (AblateConfig(steps=30, depth=4, width=64, input_dim=32, activation="linear", batch=17), "xavier"),
+    (AblateConfig(steps=30, depth=4, width=64, input_dim=32, activation="linear", batch=17, diag_every=7), "xavier"),
     (AblateConfig(steps=20), "uniform"),  # the lab's net: uniform diverges within a few steps
     (AblateConfig(steps=20, dtype="float64"), "uniform"),
 ]
@@ -125,6 +127,31 @@ def test_workers_are_forked_on_linux_only_while_the_process_has_no_thread():
 
 def test_a_failing_worker_raises_in_the_parent():
     config = AblateConfig(steps=5, depth=3, width=16, input_dim=8)
+
+def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherwise():
+    """start_figures() starts the figure worker while an init still trains; until it has loaded
+    matplotlib, and when every init has trained before the job got there, the parent draws."""
+    from initstudy.jobs.ablate import diagnostics_png
+
+    config = AblateConfig(steps=50, depth=4, width=32, input_dim=16)
+    ds = ablate.dataset(config)
+    with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
+        assert t.draw(os.getpid).result() == os.getpid()  # no worker yet
+        t.start_figures()
+        assert t.figures is not None
+        t._figures_ready.result(timeout=120)
+        assert t.draw(os.getpid).result(timeout=120) != os.getpid()
+        r = t.results()["kaiming"]
+        assert t.draw(diagnostics_png, r).result(timeout=120) == diagnostics_png(r)  # same bytes there as here
+    with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
+        t.results()
+        t.start_figures()  # nothing left training: a worker would start after the figure could be drawn
+        assert t.figures is None and t.draw(os.getpid).result() == os.getpid()
+    with parallel.Trainings(config, ds, ["kaiming"]) as t:  # figures=False: never a figure worker
+        t.start_figures()
+        assert t.figures is None
+        t.results()
+
     with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
         with pytest.raises(Exception, match="no-such-init"):
             t.results()

@@ -101,6 +101,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
+        trainings.start_figures()  # now: its import would compete with MLflow's and the trainings' for 2 cores
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         on_diag, flush = _stream(tracker, ids)
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
