@@ -43,7 +43,7 @@ def stats(xs):
     return float(np.median(xs)), float(xs.min()), float(xs.max())
 
 
-def fmt(xs, unit="", scale=1.0, prec=2):
+def fmt(xs, unit="", scale=1.0, prec=2):  # prec=3 where a target is read: 0.10 could be 0.104
     m, lo, hi = stats(np.asarray(xs) * scale)
     return f"{m:.{prec}f}{unit} [{lo:.{prec}f}-{hi:.{prec}f}]"
 
@@ -195,13 +195,13 @@ def bench_core(quick):
                      fmt((per["gemm"] + per["update"]) / per["fast"]), ""))
         rows.append((f"reference (nn.py) step, {dtype}", fmt(per["reference"], " ms", 1e3), ""))
         met = "" if dtype != "float32" else ("met" if np.median(frac) >= TARGETS["step_vs_gemm"] else "NOT met")
-        rows.append((f"GEMM bound / fast step, {dtype} (target >= 0.80)", fmt(frac), met))
+        rows.append((f"GEMM bound / fast step, {dtype} (target >= 0.80)", fmt(frac, prec=3), met))
         rows.append((f"GEMM bound / reference step, {dtype}", fmt(per["gemm"] / per["reference"]), ""))
         if "torch" in per:
             ratio = per["fast"] / per["torch"]
             rows.append((f"torch step ({note}), {dtype}", fmt(per["torch"], " ms", 1e3), ""))
             met = "" if dtype != "float32" else ("met" if np.median(ratio) <= TARGETS["numpy_vs_torch"] else "NOT met")
-            rows.append((f"fast step / torch step, {dtype} (target <= 0.75)", fmt(ratio), met))
+            rows.append((f"fast step / torch step, {dtype} (target <= 0.75)", fmt(ratio, prec=3), met))
             tg = flops / per["torch_gemm"] / 1e9
             rows.append((f"torch: the same matmuls alone (its own BLAS), {dtype}",
                          f"{fmt(per['torch_gemm'], ' ms', 1e3)}; {stats(tg)[0]:.1f} GF/s [{tg.min():.1f}-{tg.max():.1f}]", ""))
@@ -293,7 +293,7 @@ def bench_tracking(quick, tmp: Path):
     rows = [
         (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(walls["compute"], " s"), ""),
         ("same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
-        ("recording / wall, per round (target <= 0.10)", fmt(frac), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
+        ("recording / wall, per round (target <= 0.10)", fmt(frac, prec=3), "met" if np.median(frac) <= TARGETS["recording"] else "NOT met"),
         (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
          f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
         ("of which: diagnostics.png + loss_curves.png (need the finished run: after the last step)",
@@ -357,7 +357,7 @@ def bench_e2e(quick, tmp: Path, config):
          fmt(w["trivial_git"], " s"), ""),
         ("`mlflow run` of the same trivial MLproject in a plain folder", fmt(w["trivial"], " s"), ""),
         ("the same training in process (ablate.train), in the same rounds", fmt(w["compute"], " s"), ""),
-        ("(ablate wall - compute) / trivial wall (git checkout), per round (target <= 1.2)", fmt(over),
+        ("(ablate wall - compute) / trivial wall (git checkout), per round (target <= 1.2)", fmt(over, prec=3),
          "met" if np.median(over) <= TARGETS["mlflow_run"] else "NOT met"),
         ("the same against the plain-folder trivial project", fmt((w["ablate"] - w["compute"]) / w["trivial"]), ""),
     ]
@@ -398,7 +398,7 @@ def bench_scale(quick):
          fmt(walls["sequential"], " s"), ""),
         (f"same, {parallel.workers_for(3)} worker processes incl. their start (bit-identical: {same})",
          fmt(walls["parallel"], " s"), ""),
-        ("parallel / sequential (target <= 0.6)", fmt(ratio), "met" if np.median(ratio) <= TARGETS["parallel"] else "NOT met"),
+        ("parallel / sequential (target <= 0.6)", fmt(ratio, prec=3), "met" if np.median(ratio) <= TARGETS["parallel"] else "NOT met"),
         ("bound: kaiming alone in one worker (other core idle)", fmt(walls["alone"], " s"), ""),
         ("bound: xavier and kaiming in two workers at once (both cores busy)", fmt(walls["pair"], " s"), ""),
         ("two busy cores slow each other: pair / alone", fmt(np.array(walls["pair"]) / np.median(walls["alone"])), ""),
