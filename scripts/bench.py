@@ -9,6 +9,7 @@ its rows are skipped with a message when it is absent.
 """
 import argparse
 import datetime
+import itertools
 import os
 import subprocess
 import sys
@@ -116,7 +117,7 @@ def core_steps(core, ds, config):
     """Training steps as a run takes them: the grads kept on every diag_every-th step (its diagnostics
     read them), the diagnostics themselves not computed."""
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
-    taken = iter(range(10**9))
+    taken = itertools.count()  # the steps this core has taken, over every call
 
     def run(steps):
         with np.errstate(all="ignore"):
