@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import threadpoolctl
 
 from initstudy import ablate, data, diagnostics, fastmlp, nn, parallel
 from initstudy.ablate import AblateConfig
@@ -135,12 +136,18 @@ def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherw
 
     config = AblateConfig(steps=50, depth=4, width=32, input_dim=16)
     ds = ablate.dataset(config)
+    env_before = os.environ.get("OPENBLAS_NUM_THREADS")
     with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
         assert t.draw(os.getpid).result() == os.getpid()  # no worker yet
         t.start_figures()
         assert t.figures is not None
         t._figures_ready.result(timeout=120)
         assert t.draw(os.getpid).result(timeout=120) != os.getpid()
+        # it started with one BLAS thread (no pool of spinning threads taking CPU from the training)
+        # whatever this process has, and left this process's environment as it was
+        assert {i["num_threads"] for i in t.draw(threadpoolctl.threadpool_info).result(timeout=120)
+                if i["user_api"] == "blas"} == {1}
+        assert os.environ.get("OPENBLAS_NUM_THREADS") == env_before
         r = t.results()["kaiming"]
         assert t.draw(diagnostics_png, r).result(timeout=120) == diagnostics_png(r)  # same bytes there as here
     with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
