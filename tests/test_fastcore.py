@@ -128,6 +128,10 @@ def test_workers_are_forked_on_linux_only_while_the_process_has_no_thread():
 
 def test_a_failing_worker_raises_in_the_parent():
     config = AblateConfig(steps=5, depth=3, width=16, input_dim=8)
+    with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
+        with pytest.raises(Exception, match="no-such-init"):
+            t.results()
+
 
 def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherwise():
     """start_figures() starts the figure worker while an init still trains; until it has loaded
@@ -158,10 +162,6 @@ def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherw
         t.start_figures()
         assert t.figures is None
         t.results()
-
-    with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
-        with pytest.raises(Exception, match="no-such-init"):
-            t.results()
 
 
 def test_streamed_recording_logs_every_point_once(store, monkeypatch):
