@@ -74,7 +74,7 @@ def gemm_alone(core):
     """The step's matmuls alone, in its order, on the arrays of a fast core that has taken a few steps:
     the operands, outputs and memory layout of its step (one weight array per layer, read by the
     forward and by dx; dW into one scratch buffer, as on the steps whose grads are not kept)."""
-    ins, dW = [core.x, *core.h[:-1]], fastmlp.scratch(core.W)
+    ins, dW = [core.x, *core.h[:-1]], core._gW  # the core's own grad scratch
     ops = [(ins[i], W, core.h[i]) for i, W in enumerate(core.W)]  # forward, first layer to last
     for i in range(len(core.W) - 1, -1, -1):  # backward, last layer to first
         d = core.g[-1] if i == len(core.W) - 1 else core.gpre[i]  # dLoss/d(pre-activation) of layer i
