@@ -18,6 +18,9 @@ OUTCOME_TAG = "initstudy.outcome"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # an int: MLflow reads it so
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+# MLflow draws a download progress bar on stderr whenever tqdm is importable (dask brings it): a refusal
+# must stay one line.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class Tracker:
