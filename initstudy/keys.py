@@ -24,7 +24,7 @@ SERIES = {
     "var": f"{VARIANCE}/var",
     "var_pred": f"{VARIANCE}/var_pred",
     "var_theory": f"{VARIANCE}/var_theory",
-    "saturated": f"{VARIANCE}/saturated",
+    "saturated": "overflow/saturated",  # 0/1 per layer: after the variance curves, not before var
 }
 
 # the depth profile of a per-layer statistic (step = layer index), at the first and the last diagnostics row
