@@ -25,6 +25,9 @@ UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # an int: MLflow reads it so
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+# With tqdm installed MLflow draws a progress bar per artifact download on stderr: export's output is
+# one line per folder, and an error one line (tests/test_export.py)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class Tracker:
