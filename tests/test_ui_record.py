@@ -1,5 +1,6 @@
 """What `mlflow ui` is given, read through the REST endpoints the UI calls, on a real `mlflow server`
-after real runs: the plain `mlflow run . -e ablate` lands in the lab's experiment, every experiment
+after real runs: the plain `mlflow run . -e ablate` lands in the lab's experiment, one that names
+Default (`--experiment-name Default`) stays there, every experiment
 and run carries a description, no metric series ends in NaN, every child of a parent has the same
 summary keys, children carry their parent's source tags, the config params come first."""
 import json
@@ -74,9 +75,10 @@ def served(tmp_path_factory):
                                      text=True, timeout=300),
             "walk": subprocess.run([sys.executable, "-m", "initstudy", "walk", "--depth", "12"], env=env, cwd=root,
                                    capture_output=True, text=True, timeout=300),
-            "diagnose": subprocess.run([sys.executable, "-m", "initstudy", "diagnose", "--steps", "40",
-                                        "--diag_every", "10", "--samples", "2"], env=env, cwd=root,
-                                       capture_output=True, text=True, timeout=300),
+            # the user names Default: their choice wins (read on the launching `mlflow run`'s command line)
+            "diagnose": subprocess.run(mlflow_run_cmd("diagnose", steps=40, diag_every=10, samples=2)
+                                       + ["--experiment-name", "Default"], env=env, cwd=REPO, capture_output=True,
+                                       text=True, timeout=300),
         }
         for name, p in procs.items():
             assert p.returncode == 0, (name, p.stderr[-3000:])
@@ -92,7 +94,7 @@ def test_plain_mlflow_run_lands_in_the_lab_experiment(served):
     (parent,) = [r for r in lab if tags(r)[tracking.ROLE_TAG] == "parent"]
     assert len(lab) == 4 and parent["info"]["status"] == "FINISHED"
     # `mlflow run` opened its run in Default: it stays there as a pointer to the real run, nothing else
-    (pointer,) = api.runs(exps["Default"]["experiment_id"], "ALL")
+    (pointer,) = [r for r in api.runs(exps["Default"]["experiment_id"], "ALL") if tracking.MOVED_TAG in tags(r)]
     assert tags(pointer)[tracking.MOVED_TAG] == parent["info"]["run_id"] and not metrics(pointer)
     assert tags(parent)[tracking.LAUNCHER_TAG] == pointer["info"]["run_id"]
     assert tags(parent)["mlflow.source.type"] == "PROJECT" and tags(parent)["mlflow.project.entryPoint"] == "ablate"
@@ -106,7 +108,7 @@ def test_plain_mlflow_run_lands_in_the_lab_experiment(served):
 def test_experiments_and_runs_carry_descriptions(served):
     _, api, _ = served
     exps = api.experiments()
-    for name in (labs.WALK, labs.ABLATE, labs.DIAGNOSE):
+    for name in (labs.WALK, labs.ABLATE):
         exp_tags = {t["key"]: t["value"] for t in exps[name].get("tags", [])}
         assert exp_tags[tracking.NOTE_TAG] == labs.LABS[name].description and len(exp_tags[tracking.NOTE_TAG]) > 300
         for run in api.runs(exps[name]["experiment_id"]):
@@ -119,8 +121,8 @@ def test_experiments_and_runs_carry_descriptions(served):
 def test_no_series_ends_in_nan_and_summaries_share_keys(served):
     _, api, _ = served
     exps = api.experiments()
-    for name in (labs.WALK, labs.ABLATE, labs.DIAGNOSE):
-        runs = api.runs(exps[name]["experiment_id"])
+    for name, where in ((labs.WALK, labs.WALK), (labs.ABLATE, labs.ABLATE), (labs.DIAGNOSE, "Default")):
+        runs = [r for r in api.runs(exps[where]["experiment_id"]) if tags(r).get(tracking.EXPERIMENT_TAG) == name]
         by_id = {r["info"]["run_id"]: r for r in runs}
         for run in runs:
             m = metrics(run)
@@ -147,8 +149,11 @@ def test_no_series_ends_in_nan_and_summaries_share_keys(served):
     u, k = metrics(ab["uniform"]), metrics(ab["kaiming"])
     assert [p["step"] for p in api.history(ab["uniform"]["info"]["run_id"], keys.series("loss"))] == list(range(int(u["steps_to_nan"])))
     assert "final_loss" not in u and "steps_to_nan" not in k and k["final_loss"] > 0
-    # diagnose: vocab is a param
-    (d,) = api.runs(exps[labs.DIAGNOSE]["experiment_id"])
+    # diagnose: vocab is a param; the user named Default, so it is `mlflow run`'s own run there, described
+    assert labs.DIAGNOSE not in exps
+    (d,) = [r for r in api.runs(exps["Default"]["experiment_id"]) if tracking.MOVED_TAG not in tags(r)]
+    assert tracking.LAUNCHER_TAG not in tags(d) and tags(d)["mlflow.source.type"] == "PROJECT"
+    assert tags(d)[tracking.NOTE_TAG].startswith("xavier x gain 1.67, norm none: initial loss ")
     assert "vocab" not in metrics(d) and {p["key"]: p["value"] for p in d["data"]["params"]}["vocab"] == "27"
 
 
@@ -156,8 +161,10 @@ def test_config_params_come_before_provenance(served):
     """`mlflow ui` lists a run's params in the order the server returns them: the config first."""
     _, api, _ = served
     exps = api.experiments()
-    for name, first in ((labs.WALK, "depth"), (labs.ABLATE, "depth"), (labs.DIAGNOSE, "init")):
+    for name, first in ((labs.WALK, "depth"), (labs.ABLATE, "depth"), ("Default", "init")):
         for run in api.runs(exps[name]["experiment_id"]):
+            if tracking.MOVED_TAG in tags(run):  # the pointer holds `mlflow run`'s params only
+                continue
             order = [p["key"] for p in api.get("runs/get", run_id=run["info"]["run_id"])["run"]["data"]["params"]]
             provenance = [i for i, k in enumerate(order) if k.split(".")[0] in ("versions", "hardware", "blas", "git")]
             assert provenance and order.index(first) < min(provenance), (name, order)
