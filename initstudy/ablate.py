@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy import data, diagnostics, fastmlp, inits, nn, seeds
+from initstudy import data, diagnostics, fastmlp, inits, labs, nn, seeds
 from initstudy.config import at_least, one_of, positive, ConfigError
 
-EXPERIMENT = "10-init-matters"
+EXPERIMENT = labs.ABLATE  # the MLflow experiment and the manifest's "experiment"
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batchnorm")
 
@@ -234,7 +234,7 @@ def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=No
         diag={k: np.array(v).reshape(len(diag_steps), config.depth) for k, v in diag.items()},
         hist_act=hist_act, hist_grad=hist_grad, steps_to_nan=steps_to_nan, flatline_step=flat, outcome=outcome,
         initial_loss=float(losses[0]), expected_initial_loss=level,
-        final_loss=float(np.mean(done[-10:])) if len(done) else float("nan"),
+        final_loss=float(np.mean(done[-10:])) if len(done) and steps_to_nan is None else float("nan"),  # not a blow-up's mean
         final_val_acc=float(val_acc[-1]),
         loss_slope_last200=slope(losses[-200:]) if steps_to_nan is None else float("nan"),
     )

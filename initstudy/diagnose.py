@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy import data, diagnostics, inits, nn, seeds
+from initstudy import data, diagnostics, inits, labs, nn, seeds
 from initstudy.config import ConfigError, at_least, one_of, positive
 
-EXPERIMENT = "03-makemore-activations-batchnorm"
+EXPERIMENT = labs.DIAGNOSE  # the MLflow experiment and the manifest's "experiment"
 NORMS = ("none", "batchnorm")
 NETWORKS = {"tanh": nn.Tanh, "linear": nn.Identity}
 SAT_MAP = 0.99  # the notebook's saturation image: |h| > 0.99
@@ -102,7 +102,6 @@ class DiagnoseResult:
             "final_loss": float(np.mean(self.losses[~np.isnan(self.losses)][-100:])) if self.steps_to_nan is None
             else float("nan"),
             "steps_to_nan": self.steps_to_nan,
-            "vocab": self.vocab,
         }
 
 

@@ -5,6 +5,8 @@ L01 the first Linear block. Everything is computed in float64.
 """
 import numpy as np
 
+from initstudy import keys
+
 # stat -> what it measures; add a statistic here and in layer_stats, the loggers pick it up
 STATS = {
     "act_mean": "mean of the block's output (activation; logits for the last block)",
@@ -60,5 +62,4 @@ def histograms(arrays, bins=50) -> list:
     return out
 
 
-def metric_key(stat: str, layer: int) -> str:
-    return f"{stat}/L{layer:02d}"
+metric_key = keys.layer  # `<stat>/Lnn`

@@ -315,6 +315,7 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
         _same_config(s.experiment, {"parent": mf, **manifests})
     else:
         mf = merge_manifests(manifests, s)
+    mf = public_store(mf)
     doc = read_doc(tracker, s, lab.results, tmp)
     missing = [i for i in inits.INITS if i not in doc["inits"] or i not in mf["config"]["inits"]]
     if missing:
@@ -336,6 +337,16 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
         "manifest.json": manifest.dumps(mf).encode(),
         "README.md": text.encode(),
     }
+
+
+def public_store(mf: dict) -> dict:
+    """The manifest as a reader sees it: a tracking server named as the user gave it (without
+    credentials), a local store (a path on the machine that ran it) left out; the run ids stay."""
+    m = dict(mf["mlflow"])
+    uri = m.pop("tracking_uri", None)
+    if uri and uri.startswith(("http://", "https://")):
+        m["tracking_uri"] = tracking.redact_uri(uri)
+    return {**mf, "mlflow": m}
 
 
 def read_doc(tracker, s: RunSet, name: str, tmp) -> dict:

@@ -24,7 +24,8 @@ def _runs(mf: dict) -> str:
     m = mf["mlflow"]
     ids = ", ".join(f"{i} `{r}`" for i, r in m["run_ids"].items())
     parent = f"parent run `{m['parent_run_id']}`, " if m.get("parent_run_id") else ""
-    return (f"MLflow: experiment {m['experiment_id']} in `{m['tracking_uri']}`; {parent}runs {ids}. "
+    store = f" in `{m['tracking_uri']}`" if m.get("tracking_uri") else ", a local store"
+    return (f"MLflow: experiment {mf['experiment']} (id {m['experiment_id']}{store}); {parent}runs {ids}. "
             f"git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), {mf['date']}.")
 
 

@@ -3,6 +3,7 @@
 `import mlflow` costs seconds, so it happens here, after the input has been validated. Metrics are
 always sent with log_batch (one call per ~1000 points), never point by point.
 """
+import math
 import os
 import time
 
@@ -11,6 +12,12 @@ EXPERIMENT_TAG = "initstudy.experiment"  # the lab a run belongs to, whatever ML
 ROLE_TAG = "initstudy.role"  # parent | child | single
 INIT_TAG = "initstudy.init"
 OUTCOME_TAG = "initstudy.outcome"
+NOTE_TAG = "mlflow.note.content"  # the description `mlflow ui` shows on an experiment or a run
+KIND_TAG = "mlflow.experimentKind"  # 3.17's UI ignores it (its kind follows the workflowType toggle); set for later UIs
+LAUNCHER_TAG = "initstudy.launcher_run"  # on a run recorded in the lab's experiment instead of `mlflow run`'s
+MOVED_TAG = "initstudy.moved_to"  # on `mlflow run`'s own run in Default, deleted, pointing at the real one
+SOURCE_TAGS = ("mlflow.source.", "mlflow.user", "mlflow.gitRepoURL", "mlflow.project.")  # provenance a child inherits
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 # An unreachable server must fail within seconds, not after MLflow's minutes of retries. Measured,
 # under load: refused connection ~5 s in all; a host that accepts but never answers, 2 x timeout +
@@ -18,8 +25,8 @@ OUTCOME_TAG = "initstudy.outcome"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # an int: MLflow reads it so
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-# MLflow draws a download progress bar on stderr whenever tqdm is importable (dask brings it): a refusal
-# must stay one line.
+# With tqdm installed MLflow draws a progress bar per artifact download on stderr: export's output is
+# one line per folder, and an error one line (tests/test_export.py)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
@@ -31,31 +38,102 @@ class Tracker:
         self.uri = _credentials_to_env(tracking_uri or mlflow.get_tracking_uri())
         self.client = MlflowClient(self.uri)
 
-    def experiment_id(self) -> str:
-        """The experiment `mlflow run` chose (env), else MLFLOW_EXPERIMENT_NAME, else Default."""
+    def experiment_id(self, lab: str) -> str:
+        """The experiment the user named (MLFLOW_EXPERIMENT_ID, else MLFLOW_EXPERIMENT_NAME), else the lab's."""
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             return os.environ["MLFLOW_EXPERIMENT_ID"]
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if name:
-            exp = self.client.get_experiment_by_name(name)
-            return exp.experiment_id if exp else self.client.create_experiment(name)
-        exp = self.client.get_experiment_by_name("Default")
-        return exp.experiment_id if exp else "0"
+        return self._experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or lab)
 
-    def start_run(self, name: str, parent: str | None = None, tags: dict | None = None) -> str:
-        """A run to record into: the one `mlflow run` opened (MLFLOW_RUN_ID) for a top-level run,
-        else a new one; a child when `parent` is given."""
+    def _experiment(self, name: str) -> str:
+        """The id of experiment `name`, created on first use (a lab's with its description). Race-safe:
+        processes creating it at once all but one fail the store's unique name; they look it up again."""
+        from mlflow.exceptions import MlflowException
+
+        from initstudy import labs
+        from initstudy.config import ConfigError
+
+        lab = labs.LABS.get(name)
+        tags = {NOTE_TAG: lab.description, KIND_TAG: "custom_model_development"} if lab else {}
+        for attempt in range(3):
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                if exp.lifecycle_stage == "deleted":
+                    raise ConfigError(f"experiment {name!r} (id {exp.experiment_id}) is deleted in this store; restore "
+                                      f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or name "
+                                      "another with MLFLOW_EXPERIMENT_NAME")
+                for k, v in tags.items():  # a description someone edited in the UI is kept
+                    if k not in exp.tags:
+                        self.client.set_experiment_tag(exp.experiment_id, k, v)
+                return exp.experiment_id
+            try:
+                return self.client.create_experiment(name, tags=tags)
+            except MlflowException as e:
+                if attempt == 2 or not (_duplicate_key(e) or e.error_code == "RESOURCE_ALREADY_EXISTS"):
+                    raise
+
+    def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None) -> str:
+        """A run to record into: a child of `parent` when given; else the run `mlflow run` opened
+        (MLFLOW_RUN_ID), or a new one in the lab's experiment when `mlflow run` opened its run in
+        Default without the user naming it (see launcher_in_default); else a new run."""
         tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent is None and os.environ.get("MLFLOW_RUN_ID"):
             run_id = os.environ["MLFLOW_RUN_ID"]
-            self.log(run_id, tags={"mlflow.runName": name, **tags})
-            return run_id
-        if parent is not None:
-            tags[PARENT_TAG] = parent
-            experiment_id = self.client.get_run(parent).info.experiment_id
-        else:
-            experiment_id = self.experiment_id()
+            if not self.launcher_in_default(run_id):
+                self.log(run_id, tags={"mlflow.runName": name, **tags})
+                return run_id
+            return self._move_launcher(run_id, name, lab, tags)
+        if parent is not None:  # a child carries its parent's source, git and user tags
+            top = self.client.get_run(parent)
+            tags = {**{k: v for k, v in top.data.tags.items() if k.startswith(SOURCE_TAGS)}, **tags, PARENT_TAG: parent}
+            experiment_id = top.info.experiment_id
+        else:  # what MLflow's fluent API would add: user, source, git
+            from mlflow.tracking.context.registry import resolve_tags
+
+            tags = {**resolve_tags(), **tags}
+            experiment_id = self.experiment_id(lab)
         return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def launcher_in_default(self, run_id: str) -> bool:
+        """`mlflow run` opened run_id in Default because the user named no experiment. `mlflow run`
+        sets MLFLOW_EXPERIMENT_ID for us either way, so the user's choice is read where they made it:
+        MLFLOW_EXPERIMENT_NAME/_ID in the launching `mlflow run` process's environment, or
+        --experiment-name/-id on its command line."""
+        if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+            return False
+        exp = self.client.get_experiment(self.client.get_run(run_id).info.experiment_id)
+        if exp.name != "Default":
+            return False
+        launcher = _mlflow_run_process()
+        if launcher is None:  # not started by `mlflow run` as we know it: record where it put us
+            return False
+        argv, env = launcher
+        chose = any(a.startswith(("--experiment-name", "--experiment-id")) for a in argv)
+        return not chose and not env.get("MLFLOW_EXPERIMENT_NAME") and not env.get("MLFLOW_EXPERIMENT_ID")
+
+    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict) -> str:
+        """A new run in the lab's experiment with the launcher run's params and tags (source, git,
+        user, project). The launcher run stays in Default as a pointer: tagged with the new run's id,
+        its description links there. It cannot be deleted: `mlflow run` marks its run terminated
+        after we exit whatever we did (3.17 passes the status name to RunStatus.is_terminated, which
+        expects a number), and the store refuses that on a deleted run (exit 1, traceback; measured)."""
+        from mlflow.entities import Param, RunTag
+
+        launcher = self.client.get_run(run_id)
+        kept = {k: v for k, v in launcher.data.tags.items() if k not in ("mlflow.runName", NOTE_TAG)}
+        new = self.client.create_run(self._experiment(lab), run_name=name,
+                                     tags={**kept, **tags, LAUNCHER_TAG: run_id}).info.run_id
+        self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items()])
+        self.client.log_batch(run_id, tags=[
+            RunTag(MOVED_TAG, new), RunTag("mlflow.runName", f"{name} -> {lab}"),
+            RunTag(NOTE_TAG, f"Recorded in experiment **{lab}** as run `{new}`: [open it]({self.ui_link(new)}). "
+                             "This run is the one `mlflow run` opened in Default; it holds nothing else.")])
+        return new
+
+    def ui_link(self, run_id: str) -> str:
+        """The run's page in `mlflow ui` (this server's address for an http(s) store), on the training view."""
+        run = self.client.get_run(run_id)
+        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else UI
+        return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
     def log(self, run_id: str, params: dict | None = None, metrics=(), tags: dict | None = None):
         """params/tags: {key: value}; metrics: iterable of (key, value, step).
@@ -69,9 +147,12 @@ class Tracker:
             present = self.client.get_run(run_id).data.params
             params = {k: v for k, v in params.items() if k not in present}
         now = int(time.time() * 1000)
+        # only finite points: the UI drops a series whose last value is NaN (and clamps inf), and a
+        # value that does not apply (None) is left out rather than logged as NaN
+        metrics = [(k, float(v), s) for k, v, s in metrics if v is not None and math.isfinite(v)]
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, int(s)) for k, v, s in metrics],
+            metrics=[Metric(k, v, now, int(s)) for k, v, s in metrics],
             params=[Param(k, str(v)) for k, v in (params or {}).items()],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
@@ -133,6 +214,23 @@ class Tracker:
         from mlflow.artifacts import download_artifacts
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+
+def _mlflow_run_process():
+    """(argv, environ) of the nearest ancestor process that is `mlflow run`, or None."""
+    import psutil
+
+    try:
+        proc = psutil.Process().parent()
+        while proc is not None:
+            argv = proc.cmdline()
+            names = [os.path.basename(a) for a in argv[:4]]
+            if "run" in argv[1:4] and ("mlflow" in names or "mlflow" in argv[1:3]):
+                return argv, proc.environ()
+            proc = proc.parent()
+    except (psutil.Error, OSError):
+        pass
+    return None
 
 
 def _duplicate_key(e: BaseException) -> bool:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy import inits, nn, seeds, theory
+from initstudy import inits, labs, nn, seeds, theory
 from initstudy.config import at_least, one_of, positive
 
 DTYPES = ("float64", "float32", "float16")
-EXPERIMENT = "10-variance-walk"
+EXPERIMENT = labs.WALK  # the MLflow experiment and the manifest's "experiment"
 
 
 @dataclass(frozen=True)

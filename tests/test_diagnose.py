@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_refused, initstudy, mlflow_run
-from initstudy import data, diagnose, nn, provenance
+from initstudy import data, diagnose, keys, nn, provenance
 from initstudy.config import ConfigError, parse
 
 LN27 = -math.log(1 / 27)
@@ -181,13 +181,13 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     assert run_.data.tags["initstudy.experiment"] == diagnose.EXPERIMENT and run_.data.tags["initstudy.init"] == "xavier"
     p, m = run_.data.params, run_.data.metrics
     assert p["norm"] == "batchnorm" and p["gain"] == repr(5 / 3) and p["vocab"] == "27" and p["lr"] == "1e-1"
-    assert p["corpus_words"] == str(len(words)) and p["blas.threads"] == "1"
+    assert p["corpus_words"] == str(len(words)) and p["blas.threads"] == "1" and "vocab" not in m  # a param, not a metric
     (dataset_input,) = run_.inputs.dataset_inputs
     assert dataset_input.dataset.digest == p["dataset_digest"]
 
     expected = run(words, **config, samples=20)  # the same config in-process: bit for bit
     client = store.client
-    loss = sorted(client.get_metric_history(rid, "loss"), key=lambda x: x.step)
+    loss = sorted(client.get_metric_history(rid, keys.series("loss")), key=lambda x: x.step)
     assert [x.step for x in loss] == list(range(steps))
     np.testing.assert_array_equal([x.value for x in loss], expected.losses)
     assert m["initial_loss"] == expected.initial_loss and m["expected_initial_loss"] == pytest.approx(LN27)

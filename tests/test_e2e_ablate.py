@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from conftest import mlflow_run
-from initstudy import diagnostics, provenance
+from initstudy import diagnostics, inits, keys, provenance
 from initstudy.ablate import AblateConfig, train
 
 STEPS = 60
@@ -19,24 +19,30 @@ def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
     assert run.data.tags["initstudy.experiment"] == "10-init-matters"
     assert run.data.tags["initstudy.outcome"] == "trained"
 
-    loss = sorted(client.get_metric_history(rid, "loss"), key=lambda m: m.step)
+    loss = sorted(client.get_metric_history(rid, keys.series("loss")), key=lambda m: m.step)
     assert [m.step for m in loss] == list(range(STEPS))
     with provenance.pin_blas_threads():
         provenance.warm_up_blas()
         expected = train(AblateConfig(steps=STEPS), "kaiming")
     np.testing.assert_array_equal([m.value for m in loss], expected.losses)  # the run is the computation
 
-    assert [m.step for m in sorted(client.get_metric_history(rid, "val_loss"), key=lambda m: m.step)] == [
+    assert [m.step for m in sorted(client.get_metric_history(rid, keys.series("val_loss")), key=lambda m: m.step)] == [
         0, 10, 20, 30, 40, 50, 60]
     for stat in diagnostics.STATS:
         for layer in (1, 12):
             hist = client.get_metric_history(rid, diagnostics.metric_key(stat, layer))
             assert sorted(m.step for m in hist) == [0, 10, 20, 30, 40, 50], (stat, layer)
+        for when, row in zip(keys.PROFILES, (expected.diag[stat][0], expected.diag[stat][-1])):  # depth profiles
+            prof = sorted(client.get_metric_history(rid, keys.profile(stat, when)), key=lambda m: m.step)
+            finite = np.flatnonzero(np.isfinite(row))
+            assert [m.step for m in prof] == (finite + 1).tolist(), (stat, when)
+            np.testing.assert_array_equal([m.value for m in prof], row[finite])
     m = run.data.metrics
-    for key in ("initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",
-                "steps_to_nan", "flatline_step"):
+    for key in ("initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200"):
         assert key in m, key
-    assert m["expected_initial_loss"] == np.log(2) and np.isnan(m["steps_to_nan"])
+    for key in ("steps_to_nan", "flatline_step"):  # do not apply to a run that trained: not logged, not NaN
+        assert key not in m, key
+    assert m["expected_initial_loss"] == np.log(2) and m["final_loss"] == expected.final_loss
     assert m["initial_loss"] == expected.initial_loss
 
     p = run.data.params
@@ -60,12 +66,16 @@ def test_all_inits_parent_and_children_uniform_diverges(store):
     u = children["uniform"]
     assert u.info.status == "FINISHED" and u.data.tags["initstudy.outcome"] == "diverged"
     nan_step = int(u.data.metrics["steps_to_nan"])
-    hist = store.client.get_metric_history(u.info.run_id, "loss")
-    assert len(hist) == nan_step + 1 and np.isnan(max(hist, key=lambda m: m.step).value)
+    hist = store.client.get_metric_history(u.info.run_id, keys.series("loss"))
+    assert [m.step for m in sorted(hist, key=lambda m: m.step)] == list(range(nan_step))  # the finite points
+    assert all(np.isfinite(m.value) for m in hist)
+    assert "final_loss" not in u.data.metrics and "final_loss_uniform" not in u.data.metrics  # no blow-up mean
+    for c in children.values():  # one key per summary: every child the same keys, no per-init ones
+        assert not any(k.endswith(tuple(inits.INITS)) or k.startswith(tuple(inits.INITS)) for k in c.data.metrics)
     mf = json.loads(store.download(parent[0].info.run_id, "manifest.json").read_text())
     rs = mf["results_summary"]
     assert rs["steps_to_nan_uniform"] == nan_step and rs["steps_to_nan_kaiming"] is None
-    assert rs["final_loss_kaiming"] == children["kaiming"].data.metrics["final_loss"]
+    assert rs["final_loss_kaiming"] == children["kaiming"].data.metrics["final_loss"] and rs["final_loss_uniform"] is None
     assert set(mf["seeds"]) >= {"data_seed", "weights/uniform", "weights/xavier", "weights/kaiming"}
     assert store.artifact_names(parent[0].info.run_id) == ["loss_curves.png", "losses.json", "manifest.json"]
 

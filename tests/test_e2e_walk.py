@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import mlflow_run
-from initstudy import inits
+from initstudy import inits, keys
 from initstudy.walk import WalkConfig, run_walk
 
 
@@ -36,10 +36,14 @@ def test_metrics_params_and_artifacts_read_back(walk_all):
     for r in walk_all.runs("tags.`initstudy.role` = 'child'"):
         init = r.data.tags["initstudy.init"]
         expected = run_walk(config, init)
-        for key, series in expected.series().items():
-            hist = sorted(client.get_metric_history(r.info.run_id, key), key=lambda m: m.step)
-            assert [m.step for m in hist] == list(range(21)), key
-            np.testing.assert_array_equal([m.value for m in hist], series)
+        for key, series in expected.series().items():  # the finite points, step = layer index
+            hist = sorted(client.get_metric_history(r.info.run_id, keys.series(key)), key=lambda m: m.step)
+            finite = np.flatnonzero(np.isfinite(series))
+            assert [m.step for m in hist] == finite.tolist() and len(finite) >= 2, key
+            np.testing.assert_array_equal([m.value for m in hist], series[finite])
+        overflowed = not np.isfinite(expected.var[-1])
+        assert ("final_layer_variance" not in r.data.metrics) == overflowed
+        assert overflowed or r.data.metrics["final_layer_variance"] == expected.var[-1]
         p = r.data.params
         assert p["seed"] == "42" and p["weight_seed"] == str(config.weight_seed(init))
         assert p["input_seed"] == str(config.input_seed())
@@ -69,4 +73,4 @@ def test_single_init_is_one_run(store):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = store.runs()
     assert run.data.tags["initstudy.role"] == "single" and run.data.params["dtype"] == "float16"
-    assert len(store.client.get_metric_history(run.info.run_id, "var")) == 5
+    assert len(store.client.get_metric_history(run.info.run_id, keys.series("var"))) == 5

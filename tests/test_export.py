@@ -71,14 +71,15 @@ def test_readme_numbers_are_the_runs_metrics(lab):
     store, projects = lab
     walk_readme = (projects / "10-variance-walk" / "README.md").read_text()
     for init, m in child_metrics(store, "10-variance-walk").items():
-        assert f"`{init}_final_layer_variance`: {m[f'{init}_final_layer_variance']!r}" in walk_readme
+        assert f"`{init}_final_layer_variance`: {m['final_layer_variance']!r}" in walk_readme  # one key on every child
     assert "does not: it multiplies the variance by" in walk_readme  # the lab's Kaiming claim, corrected
     ablate_readme = (projects / "10-init-matters" / "README.md").read_text()
     metrics = child_metrics(store, "10-init-matters")
     for init in ("xavier", "kaiming"):
-        assert f"`final_loss_{init}`: {metrics[init][f'final_loss_{init}']!r}" in ablate_readme
+        assert f"`final_loss_{init}`: {metrics[init]['final_loss']!r}" in ablate_readme
         assert f"| {metrics[init]['loss_slope_last200']!r} |" in ablate_readme
-    nan_step = metrics["uniform"]["steps_to_nan_uniform"]
+    nan_step = metrics["uniform"]["steps_to_nan"]
+    assert "`final_loss_uniform`: null" in ablate_readme and "final_loss" not in metrics["uniform"]
     assert f"`steps_to_nan_uniform`: {int(nan_step)}" in ablate_readme
     assert f"not finite first at step {int(nan_step)}" in ablate_readme
 
@@ -91,8 +92,15 @@ def test_export_matches_the_run_artifacts_and_is_byte_identical(lab, tmp_path, m
         for name in files:
             assert (tmp_path / "again" / experiment / name).read_bytes() == (projects / experiment / name).read_bytes()
     parent = store.runs("tags.`initstudy.experiment` = '10-variance-walk' and tags.`initstudy.role` = 'parent'")[0]
-    for name in ("results.json", "manifest.json", "variance.png"):  # the plot re-drawn from results.json
+    for name in ("results.json", "variance.png"):  # the plot re-drawn from results.json
         assert store.download(parent.info.run_id, name).read_bytes() == (projects / "10-variance-walk" / name).read_bytes()
+    # the manifest is the run's, but for the store: a local path (sqlite:////tmp/...) is left out, the run ids stay
+    recorded = json.loads(store.download(parent.info.run_id, "manifest.json").read_text())
+    exported = (projects / "10-variance-walk" / "manifest.json").read_text()
+    assert recorded["mlflow"]["tracking_uri"] == store.uri and store.uri not in exported and "sqlite:" not in exported
+    assert json.loads(exported) == export.public_store(recorded) and "tracking_uri" not in json.loads(exported)["mlflow"]
+    for experiment in FILES:
+        assert "sqlite:" not in (projects / experiment / "README.md").read_text()
 
 
 def test_reproduce_passes_then_tamper_fails_naming_the_series(lab, tmp_path):

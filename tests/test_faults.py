@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from conftest import REPO, mlflow_run_cmd
-from initstudy import ablate, provenance
+from initstudy import ablate, keys, provenance
 
 KILL_CONFIG = dict(init="kaiming", depth=4, width=64, input_dim=64, steps=200000, eval_every=1000, diag_every=1000)
 
@@ -24,7 +24,7 @@ def wait_for_training(store, proc, timeout=90):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         runs = store.runs("tags.`mlflow.runName` = 'ablate-kaiming'")
         if runs:
-            seen = len(store.client.get_metric_history(runs[0].info.run_id, "loss"))
+            seen = len(store.client.get_metric_history(runs[0].info.run_id, keys.series("loss")))
             if seen:
                 return runs[0], seen
         time.sleep(0.5)
@@ -52,7 +52,7 @@ def test_signal_mid_training_flushes_and_closes(store, sig, via):
     assert proc.returncode != 0, err[-3000:]
     run = store.client.get_run(run.info.run_id)
     assert run.info.status in ("KILLED", "FAILED"), run.info.status
-    hist = sorted(store.client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
+    hist = sorted(store.client.get_metric_history(run.info.run_id, keys.series("loss")), key=lambda m: m.step)
     assert len(hist) >= max(seen, 100), (len(hist), seen, err[-3000:])  # what was computed is there...
     assert len(hist) < KILL_CONFIG["steps"]  # ...and the run really was cut short
     assert [m.step for m in hist] == list(range(len(hist)))
@@ -97,9 +97,9 @@ def test_four_concurrent_runs_into_one_fresh_store(store):
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     assert sorted(r.data.params["seed"] for r in runs) == ["0", "1", "2", "3"]
     for r in runs:
-        hist = store.client.get_metric_history(r.info.run_id, "loss")
+        hist = store.client.get_metric_history(r.info.run_id, keys.series("loss"))
         assert sorted(m.step for m in hist) == list(range(steps))
-        val = store.client.get_metric_history(r.info.run_id, "val_loss")
+        val = store.client.get_metric_history(r.info.run_id, keys.series("val_loss"))
         assert len(val) == len({m.step for m in val}) == steps // 10 + 1
 
 

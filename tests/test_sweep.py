@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO, Store, initstudy, mlflow_run
-from initstudy import ablate, provenance
+from initstudy import ablate, keys, provenance
 
 GRID = dict(inits="uniform,kaiming", depths="3,8", seeds="0,1", workers=2, steps=60)
 
 
-def loss_history(store, run_id, key="loss"):
+def loss_history(store, run_id, key=keys.series("loss")):
     return [m.value for m in sorted(store.client.get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
@@ -81,7 +81,7 @@ def test_child_is_bit_identical_to_the_config_alone(swept):
     assert alone.returncode == 0, alone.stderr[-2000:]
     (single,) = store.runs("tags.`initstudy.role` = 'single'")
     assert loss_history(store, single.info.run_id) == got
-    assert loss_history(store, single.info.run_id, "val_acc") == loss_history(store, child.info.run_id, "val_acc")
+    assert loss_history(store, single.info.run_id, keys.series("val_acc")) == loss_history(store, child.info.run_id, keys.series("val_acc"))
 
 
 def test_dead_worker_fails_its_child_only(store):

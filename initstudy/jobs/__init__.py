@@ -14,7 +14,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from initstudy import inits, provenance, tracking
+from initstudy import inits, keys, provenance, tracking
 from initstudy.config import one_of, parse
 
 
@@ -40,7 +40,7 @@ class RunSet(dict):
         self.closed = {}  # run id -> status, for runs the job ended itself
         self.before_flush = []  # callables run on interrupt before the flush (e.g. drain workers' queues)
 
-    def on_step(self, name: str, key: str = "loss"):
+    def on_step(self, name: str, key: str = keys.SERIES["loss"]):
         """A callback for a training loop: on_step(step, value) buffers one point for run `name`."""
         rid, buf = self[name], self.partial
         return lambda step, value: buf.append((rid, key, value, step))
@@ -71,21 +71,22 @@ def init_names(choice: str) -> list[str]:
 
 @contextlib.contextmanager
 def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None,
-            child_tags: dict | None = None):
+            child_tags: dict | None = None, record_in: str | None = None):
     """Open the top-level run and (for several names, or whenever child_tags {name: tags} is given)
     one child per name; yield a RunSet {'top', name: id}. Close each with FINISHED, FAILED on error,
-    KILLED on Ctrl-C or SIGTERM (after flushing the points computed so far)."""
+    KILLED on Ctrl-C or SIGTERM (after flushing the points computed so far). The runs record into
+    the MLflow experiment `record_in` (default: the lab's, `experiment`) unless the user named one."""
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
     single = len(names) == 1 and child_tags is None
     role = "single" if single else "parent"
-    top = tracker.start_run(f"{kind}-{names[0]}" if single else kind,
+    top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment,
                             tags={**base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
     ids = RunSet(top=top)
     for name in names:
         extra = (child_tags or {}).get(name, {tracking.INIT_TAG: name})
         ids[name] = top if single else tracker.start_run(
-            f"{kind}-{name}", parent=top, tags={**base, tracking.ROLE_TAG: "child", **extra})
+            f"{kind}-{name}", record_in or experiment, parent=top, tags={**base, tracking.ROLE_TAG: "child", **extra})
     status = "FINISHED"
     try:
         yield ids
@@ -115,8 +116,14 @@ def mlflow_block(tracker, ids: dict) -> dict:
     }
 
 
-def common_params(config: dict, prov: dict) -> dict:
-    return {**config, **provenance.flatten({k: prov[k] for k in ("versions", "hardware", "blas", "git")}),
+def common_params(config: dict, prov: dict, **run_params) -> dict:
+    """The config and the run's own params (seeds, init, ...), then the provenance ones: `mlflow ui`
+    (3.17) lists a run's params in the order they were logged (measured), so the config leads."""
+    return {**config, **run_params, **provenance_params(prov)}
+
+
+def provenance_params(prov: dict) -> dict:
+    return {**provenance.flatten({k: prov[k] for k in ("versions", "hardware", "blas", "git")}),
             "blas.threads_pinned": provenance.BLAS_THREADS}
 
 
@@ -147,8 +154,29 @@ def today() -> str:
 
 
 def summary_metrics(summary: dict) -> list:
-    """results_summary numbers as step-0 metrics (None -> nan; strings are tags, not metrics)."""
-    return [(k, float("nan") if v is None else v, 0) for k, v in summary.items() if not isinstance(v, str)]
+    """A run's summary numbers as step-0 metrics, under the same keys on every run of a lab; None
+    (does not apply) and non-finite values are left out, strings are tags, not metrics."""
+    return [(k, v, 0) for k, v in summary.items() if v is not None and not isinstance(v, str)]
+
+
+def layer_series(diag_steps, diag: dict) -> list:
+    """The per-layer statistics over training: `<stat>/Lnn`, step = training step (L01 the first block)."""
+    return [(keys.layer(stat, l), v, step) for stat, table in diag.items()
+            for row, step in zip(table, diag_steps) for l, v in enumerate(row, start=1)]
+
+
+def depth_profiles(diag: dict) -> list:
+    """Each statistic across depth in one chart, at the first and the last diagnostics row:
+    `<stat>/by_layer_init|end`, step = layer index."""
+    return [(keys.profile(stat, when), v, l) for stat, table in diag.items() if len(table)
+            for when, row in zip(keys.PROFILES, (table[0], table[-1])) for l, v in enumerate(row, start=1)]
+
+
+def finish(tracker, ids: dict, notes: dict):
+    """Each run's description ({run id: text}); returns the top run's link in `mlflow ui`."""
+    for rid, text in notes.items():
+        tracker.log(rid, tags={tracking.NOTE_TAG: text})
+    return tracker.ui_link(ids["top"])
 
 
 def add_common_arguments(parser, config_cls):

@@ -3,11 +3,11 @@ import tempfile
 from pathlib import Path
 
 from initstudy import ablate as ablate_mod
-from initstudy import diagnostics, inits, manifest, parallel, provenance, results, tracking
+from initstudy import inits, keys, manifest, notes, parallel, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
-from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
-                            record, run_set, summary_metrics, today, write_text)
+from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
+                            depth_profiles, layer_series, mlflow_block, record, run_set, summary_metrics, today, write_text)
 
 HELP = "lab 01: train a deep MLP under each init, loss every step"
 
@@ -19,7 +19,8 @@ def add_arguments(parser):
 def main(args):
     config = config_from_args(AblateConfig, args)
     out = run(config, args.init, args.tracking_uri)
-    print(f"ablate: logged run {out['run_ids']['top']}: " + ", ".join(f"{n} {r.outcome}" for n, r in out["results"].items()))
+    print(f"ablate: logged run {out['run_ids']['top']}: " + ", ".join(f"{n} {r.outcome}" for n, r in out["results"].items())
+          + f"\n  mlflow ui: {out['link']}")
 
 
 def ablate_summary(group) -> dict:
@@ -32,15 +33,22 @@ def ablate_summary(group) -> dict:
     return out
 
 
+def streamed_metrics(r) -> list:
+    """What the workers stream while training: the loss every step and the per-layer rows."""
+    return [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + layer_series(r.diag_steps, r.diag)
+
+
+def recorded_after(r) -> list:
+    """What is recorded once the init has trained: validation, depth profiles, the summary (the same
+    keys for every init; a value that does not apply is left out, as are non-finite points)."""
+    m = [(keys.series("val_loss"), v, s) for s, v in zip(r.val_steps, r.val_loss)]
+    m += [(keys.series("val_acc"), v, s) for s, v in zip(r.val_steps, r.val_acc)]
+    return m + depth_profiles(r.diag) + summary_metrics(r.summary())
+
+
 def _ablate_metrics(r) -> list:
-    m = [("loss", v, s) for s, v in enumerate(r.losses[: (r.steps_to_nan + 1) if r.steps_to_nan is not None else None])]
-    m += [("val_loss", v, s) for s, v in zip(r.val_steps, r.val_loss)]
-    m += [("val_acc", v, s) for s, v in zip(r.val_steps, r.val_acc)]
-    for stat, table in r.diag.items():
-        for row, step in zip(table, r.diag_steps):
-            m += [(diagnostics.metric_key(stat, l), v, step) for l, v in enumerate(row, start=1)]
-    m += summary_metrics(r.summary())
-    return m
+    """Every metric of one init's run (a sweep child records them all at once)."""
+    return streamed_metrics(r) + recorded_after(r)
 
 
 def _title(config) -> str:
@@ -66,9 +74,6 @@ def diagnostics_png(r) -> bytes:
 # have sent is logged at once (~8 ms a log_batch call + 0.12 ms a metric, measured), so what is left
 # for after the last step is the last message, not a batch of up to 1000 points (0.2 s). A run
 # killed meanwhile keeps what was logged, and run_set flushes the rest.
-STREAMED = ("loss", *diagnostics.STATS)
-
-
 def _stream(tracker, ids):
     """(on_diag(name) -> f(step, row) queueing a diagnostics row, flush() logging the queue)."""
     queue = ids.partial  # ids.on_step appends each loss here too; mutated in place, never rebound
@@ -76,7 +81,7 @@ def _stream(tracker, ids):
     def on_diag(name):
         rid = ids[name]
         return lambda step, row: queue.extend(
-            (rid, diagnostics.metric_key(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
+            (rid, keys.layer(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
 
     def flush():
         if not queue:  # called between every two worker messages
@@ -110,18 +115,19 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                                 on_result=lambda n, r: diag_png.__setitem__(n, trainings.draw(diagnostics_png, r)))
         flush()  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
+        descriptions = {}
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
-            params = {**common_params(cfg, prov), "dataset_digest": digest,
-                      "init": names_[0] if len(group) == 1 else "all"}
+            run_params = {"dataset_digest": digest, "init": names_[0] if len(group) == 1 else "all"}
             metrics, tags, artifacts = [], {}, {}
             if len(group) == 1:
                 r = group[0]
-                params["weight_seed"] = r.weight_seed
-                metrics = [m for m in _ablate_metrics(r) if m[0].split("/")[0] not in STREAMED]
+                run_params["weight_seed"] = r.weight_seed
+                metrics = recorded_after(r)
                 tags[tracking.OUTCOME_TAG] = r.outcome
+            params = common_params(cfg, prov, **run_params)
             summary = ablate_summary(group)
-            metrics += summary_metrics(summary)
+            descriptions[rid] = notes.ablate(group, child=len(group) == 1)
             mf = manifest.build(
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
                 seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}},
@@ -134,4 +140,5 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             if len(group) == 1:  # the parent has drawn the loss curves meanwhile
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[group[0].init]: path.write_bytes(f.result())
             record(tracker, rid, params, metrics, artifacts, tags)
-    return {"run_ids": ids, "results": out}
+        link = finish(tracker, ids, descriptions)
+    return {"run_ids": ids, "results": out, "link": link}

@@ -3,12 +3,12 @@ import hashlib
 
 import numpy as np
 
-from initstudy import data, diagnostics, inits, manifest, plots, provenance, results, tracking
+from initstudy import data, inits, keys, manifest, notes, plots, provenance, results, tracking
 from initstudy import diagnose as diagnose_mod
 from initstudy.config import one_of, to_dict
 from initstudy.diagnose import EXPERIMENT, DiagnoseConfig
-from initstudy.jobs import (add_common_arguments, common_params, config_from_args, mlflow_block, record, run_set,
-                            summary_metrics, today, write_text)
+from initstudy.jobs import (add_common_arguments, common_params, config_from_args, depth_profiles, finish, layer_series,
+                            mlflow_block, record, run_set, summary_metrics, today, write_text)
 
 HELP = "lab 03: char-level MLP on a names corpus: activations, gradients, BatchNorm"
 DEFAULT_INIT = "xavier"  # N(0, 1/fan_in): the notebook's randn / sqrt(fan_in), times the gain
@@ -26,7 +26,7 @@ def main(args):
     out = run(config, args.init, args.tracking_uri, words)
     r = out["result"]
     print(f"diagnose: logged run {out['run_id']}: initial loss {r.initial_loss:.4f} "
-          f"(uniform {r.expected_initial_loss:.4f}), train {r.train_loss:.4f}, dev {r.dev_loss:.4f}")
+          f"(uniform {r.expected_initial_loss:.4f}), train {r.train_loss:.4f}, dev {r.dev_loss:.4f}\n  mlflow ui: {out['link']}")
 
 
 def corpus_info(config, words) -> dict:
@@ -37,13 +37,10 @@ def corpus_info(config, words) -> dict:
 
 
 def metrics_of(r) -> list:
-    m = [("loss", v, s) for s, v in enumerate(r.losses[: (r.steps_to_nan + 1) if r.steps_to_nan is not None else None])]
-    for stat, table in r.diag.items():
-        for row, step in zip(table, r.diag_steps):
-            m += [(diagnostics.metric_key(stat, l), v, step) for l, v in enumerate(row, start=1)]
+    m = [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + layer_series(r.diag_steps, r.diag)
     for stat, series in r.emb_diag.items():  # the embedding C is layer 0
-        m += [(diagnostics.metric_key(stat, 0), v, step) for v, step in zip(series, r.diag_steps)]
-    return m + summary_metrics(r.summary())
+        m += [(keys.layer(stat, 0), v, step) for v, step in zip(series, r.diag_steps)]
+    return m + depth_profiles(r.diag) + summary_metrics(r.summary())
 
 
 def diagnose_json(config: dict, r, corpus: dict) -> dict:
@@ -76,9 +73,9 @@ def run(config, init: str, tracking_uri: str | None, words) -> dict:
         r = diagnose_mod.train(config, init, words)
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         seeds_ = {**config.stream_seeds(), f"weights/{init}": r.weight_seed}
-        params = {**common_params(cfg, prov), **corpus, "dataset_digest": digest, "init": init,
-                  "weight_seed": r.weight_seed, "vocab": r.vocab, **{f"seed.{k}": v for k, v in seeds_.items() if k != "data_seed"},
-                  **{f"split.{k}": n for k, n in zip(("train", "dev", "test"), r.dataset.n_words)}}
+        params = common_params(cfg, prov, **corpus, dataset_digest=digest, init=init, weight_seed=r.weight_seed,
+                               vocab=r.vocab, **{f"seed.{k}": v for k, v in seeds_.items() if k != "data_seed"},
+                               **{f"split.{k}": n for k, n in zip(("train", "dev", "test"), r.dataset.n_words)})
         summary = diagnose_json(cfg, r, corpus)["summary"]
         mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                             inits=[init], seeds=seeds_, results_summary=summary, mlflow=mlflow_ids)
@@ -96,4 +93,5 @@ def run(config, init: str, tracking_uri: str | None, words) -> dict:
             "saturation_map.png": lambda path: plots.saturation_map(r, path, title=f"|h| > 0.99, first hidden layer: {label}"),
             "update_ratio.png": lambda path: plots.update_ratio(r, path, title=f"update:data ratio: {label}"),
         }, tags)
-    return {"run_id": rid, "result": r}
+        link = finish(tracker, ids, {rid: notes.diagnose(r, config)})
+    return {"run_id": rid, "result": r, "link": link}

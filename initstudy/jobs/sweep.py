@@ -15,10 +15,10 @@ from multiprocessing.connection import wait
 import numpy as np
 
 from initstudy import ablate as ablate_mod
-from initstudy import inits, manifest, parallel, plots, provenance, results, tracking
+from initstudy import inits, labs, manifest, parallel, plots, provenance, results, tracking
 from initstudy import walk as walk_mod
 from initstudy.config import ConfigError, one_of, parse, to_dict
-from initstudy.jobs import JobFailed, common_params, record, run_set, summary_metrics, today, write_text
+from initstudy.jobs import JobFailed, common_params, record, run_set, today, write_text
 from initstudy.jobs import ablate as ablate_job
 
 HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of worker processes"
@@ -83,7 +83,7 @@ def main(args):
     out = run(study, points, workers, args.tracking_uri)
     failed = [label for label, row in zip((p[0] for p in points), out["rows"]) if row["status"] != "FINISHED"]
     print(f"sweep: logged run {out['run_ids']['top']}: {len(points)} runs, {len(failed)} failed, "
-          f"{out['wall_seconds']:.1f} s with {workers} workers")
+          f"{out['wall_seconds']:.1f} s with {workers} workers\n  mlflow ui: {out['link']}")
 
 
 # ---- the workers: numerics only ----
@@ -178,18 +178,20 @@ class Pool:
 def _child_record(study, config, r, prov, date, mlflow_ids):
     """(params, metrics, tags, artifacts) of one child: what the same config run alone records."""
     cfg = to_dict(config)
-    params = {**common_params(cfg, prov), "init": r.init, "weight_seed": r.weight_seed}
+    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed)
     if study == "ablate":
         summary = ablate_job.ablate_summary([r])
-        metrics = ablate_job._ablate_metrics(r) + summary_metrics(summary)
+        metrics = ablate_job._ablate_metrics(r)
         tags = {tracking.OUTCOME_TAG: r.outcome}
         seeds = {**config.stream_seeds(), f"weights/{r.init}": r.weight_seed}
         doc = results.ablate_json(cfg, [r])
         name = "losses.json"
     else:
-        summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0]}
+        from initstudy.jobs import walk as walk_job  # here: a sweep's parse loads only the ablate job (tests/test_cli.py)
+
+        summary = walk_job.lab_summary([r])
         params.update(input_seed=config.input_seed(), sigma_w2=repr(r.sigma2))
-        metrics = summary_metrics(summary) + [(k, v, l) for k, s in r.series().items() for l, v in enumerate(s)]
+        metrics = walk_job.child_metrics(r)
         tags = {}
         seeds = {"input": config.input_seed(), f"weights/{r.init}": r.weight_seed}
         doc = results.walk_json(cfg, [r])
@@ -230,7 +232,7 @@ def run(study: str, points: list, workers: int = 2, tracking_uri: str | None = N
             "seeds": ",".join(dict.fromkeys(str(p[2].seed) for p in points)), "workers": workers,
             "runs": len(points)}
     with run_set(tracker, EXPERIMENTS[study], "sweep", labels, tags={"initstudy.sweep": study},
-                 child_tags=child_tags) as ids:
+                 child_tags=child_tags, record_in=labs.sweep_experiment(EXPERIMENTS[study])) as ids:
         prov, date = provenance.collect(), today()
         experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
         rows = [None] * len(points)
@@ -267,7 +269,8 @@ def run(study: str, points: list, workers: int = 2, tracking_uri: str | None = N
         if failed:
             raise JobFailed(f"{failed} of {len(points)} sweep runs failed: "
                             + ", ".join(f"{r['label']} ({r['error']})" for r in rows if r["error"]))
-    return {"run_ids": ids, "rows": rows, "wall_seconds": wall}
+        link = tracker.ui_link(ids["top"])
+    return {"run_ids": ids, "rows": rows, "wall_seconds": wall, "link": link}
 
 
 def _record_parent(tracker, rid, study, spec, rows, prov, wall):

@@ -1,8 +1,8 @@
 """`walk` (lab 00): the variance walk of every init, recorded as a parent run with a child per init."""
-from initstudy import manifest, plots, provenance, results, tracking
+from initstudy import keys, manifest, notes, plots, provenance, results, tracking
 from initstudy.config import to_dict
-from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
-                            record, run_set, summary_metrics, today, write_text)
+from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
+                            mlflow_block, record, run_set, summary_metrics, today, write_text)
 from initstudy.walk import EXPERIMENT, WalkConfig, run_walk
 
 HELP = "lab 00: per-layer activation variance under each init"
@@ -15,7 +15,18 @@ def add_arguments(parser):
 def main(args):
     config = config_from_args(WalkConfig, args)
     out = run(config, args.init, args.tracking_uri)
-    print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})")
+    print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})\n  mlflow ui: {out['link']}")
+
+
+def lab_summary(group) -> dict:
+    """The manifest's results_summary: <init>_final_layer_variance (the lab's keys, one per init)."""
+    return {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in group}
+
+
+def child_metrics(r) -> list:
+    """A single init's metrics: the per-layer series (step = layer index) and its summary, same keys for every init."""
+    m = [(keys.series(name), v, l) for name, series in r.series().items() for l, v in enumerate(series)]
+    return m + summary_metrics({"final_layer_variance": r.var[-1]})
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
@@ -26,16 +37,18 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         out = {n: run_walk(config, n) for n in names}
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         title = f"Variance walk: {config.depth} x {config.width} {config.activation}, batch {config.batch}, {config.dtype}"
+        descriptions = {}
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
-            summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in group}
-            params = {**common_params(cfg, prov), "input_seed": config.input_seed(),
-                      "init": names_[0] if len(group) == 1 else "all"}
-            metrics = summary_metrics(summary)
+            summary = lab_summary(group)
+            run_params = {"input_seed": config.input_seed(), "init": names_[0] if len(group) == 1 else "all"}
+            metrics = []
             if len(group) == 1:
                 r = group[0]
-                params.update(weight_seed=r.weight_seed, sigma_w2=repr(r.sigma2))
-                metrics += [(name, v, l) for name, series in r.series().items() for l, v in enumerate(series)]
+                run_params.update(weight_seed=r.weight_seed, sigma_w2=repr(r.sigma2))
+                metrics = child_metrics(r)
+            params = common_params(cfg, prov, **run_params)
+            descriptions[rid] = notes.walk(group, child=len(group) == 1)
             mf = manifest.build(
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
                 seeds={"input": config.input_seed(), **{f"weights/{r.init}": r.weight_seed for r in group}},
@@ -45,6 +58,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "variance.png": lambda path, g=group: plots.variance_walk(g, path, title=title),
             })
-    return {"run_ids": ids, "results": out}
+        link = finish(tracker, ids, descriptions)
+    return {"run_ids": ids, "results": out, "link": link}
 
 
