@@ -24,12 +24,29 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--hide-scrollbars",
          "--remote-debugging-pipe"]
 
-# A page is busy while any of these is visible: MLflow's (antd / du-bois) spinners and skeletons.
+# The window is busy while any of these shows in it: MLflow's (antd / du-bois) spinners and skeletons.
+# Below the fold they spin until scrolled to (charts load lazily), so only the ones showing count.
 BUSY_JS = """(() => {
-  const busy = document.querySelectorAll('[class*="spin" i], [class*="skeleton" i], [class*="loading" i],'
+  const busy = document.querySelectorAll('[class*="spin-spinning" i], [class*="skeleton" i],'
                                          + ' [role="progressbar"], [aria-busy="true"]');
-  return [...busy].some(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0);
+  return [...busy].some(e => {  // showing: the topmost element at its centre is it or inside it
+    const r = e.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+    if (r.height == 0 || x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return false;
+    const top = document.elementFromPoint(x, y);
+    return !!top && (e.contains(top) || top.contains(e));
+  });
 })()"""
+
+
+# A request is answered once its response headers are in (or it came from the cache).
+ANSWERED = ("Network.loadingFinished", "Network.loadingFailed", "Network.responseReceived",
+            "Network.responseReceivedExtraInfo", "Network.requestServedFromCache")
+
+
+def _worker_script(p: dict) -> bool:
+    """A web worker's own script (the UI's telemetry worker): it loads in the worker's session, not
+    the page's, so whether it finished never reaches us. It is the document of its own request."""
+    return not p.get("loaderId") and p.get("documentURL") == p["request"]["url"]
 
 
 def available() -> bool:
@@ -177,32 +194,44 @@ class Page:
         """Navigate and wait until the page has settled: loaded, `ready` (a JavaScript expression) true,
         no spinner or skeleton visible, and no network request in flight for `quiet` seconds."""
         _, mark = self.browser.events(self.session)
-        self.call("Page.navigate", {"url": url})
-        self.settle(ready, timeout, quiet, since=mark, need_load=True)
+        nav = self.call("Page.navigate", {"url": url})
+        if nav.get("errorText"):
+            raise CDPError(f"{url}: {nav['errorText']}")
+        # a new document fires a load event; a change of the #fragment alone (the UI's routes) does not
+        self.settle(ready, timeout, quiet, since=mark, need_load="loaderId" in nav)
 
-    def settle(self, ready: str = "true", timeout: float = 60.0, quiet: float = 0.8, since=None, need_load=False):
+    def reload(self, ready: str = "true", timeout: float = 60.0):
+        _, mark = self.browser.events(self.session)
+        self.call("Page.reload")
+        self.settle(ready, timeout, since=mark, need_load=True)
+
+    def settle(self, ready: str = "true", timeout: float = 60.0, quiet: float = 0.8, since=None, need_load=False,
+               spinner_patience: float = 20.0):
+        """Wait until loaded, `ready` true, no request in flight for `quiet` s and no spinner showing.
+        A spinner still turning after `spinner_patience` s of a quiet network is part of the page
+        (a chart that never loads): it is what a person sees, so the wait ends there."""
         if since is None:
             _, since = self.browser.events(self.session)
-        deadline = time.monotonic() + timeout
-        loaded, inflight, last_net = not need_load, set(), time.monotonic()
+        start = time.monotonic()
+        loaded, inflight, last_net = not need_load, {}, start
         while True:
             events, since = self.browser.events(self.session, since)
             for method, p in events:
                 if method == "Page.loadEventFired":
                     loaded = True
-                elif method == "Network.requestWillBeSent":
-                    inflight.add(p["requestId"])
-                    last_net = time.monotonic()
-                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
-                    inflight.discard(p["requestId"])
-                    last_net = time.monotonic()
+                elif method.startswith("Network."):
+                    last_net = time.monotonic()  # any traffic (data arriving too) restarts the quiet time
+                    if method == "Network.requestWillBeSent" and not _worker_script(p):
+                        inflight[p["requestId"]] = p["request"]["url"]
+                    elif method in ANSWERED:
+                        inflight.pop(p["requestId"], None)
             now = time.monotonic()
-            if (loaded and not inflight and now - last_net >= quiet
-                    and self.eval(f"!!({ready})") and not self.eval(BUSY_JS)):
-                return
-            if now > deadline:
+            if loaded and not inflight and now - last_net >= quiet and self.eval(f"!!({ready})"):
+                if not self.eval(BUSY_JS) or now - max(start, last_net) > spinner_patience:
+                    return
+            if now - start > timeout:
                 raise CDPError(f"page did not settle in {timeout:.0f} s (loaded={loaded}, "
-                               f"{len(inflight)} requests in flight, ready={self.eval(f'!!({ready})')}, "
+                               f"in flight: {sorted(inflight.values())}, ready={self.eval(f'!!({ready})')}, "
                                f"busy={self.eval(BUSY_JS)}): {self.eval('location.href')}")
             time.sleep(0.1)
 

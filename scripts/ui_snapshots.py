@@ -81,7 +81,7 @@ class UI:
         self.log = open(project / "mlflow-ui.log", "w")
         self.proc = subprocess.Popen(["mlflow", "ui", "--host", "127.0.0.1", "--port", str(self.port),
                                       "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}"],
-                                     cwd=project, env=user_env(project), stdout=self.log, stderr=self.log)
+                                     cwd=project, env=self.env(project), stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -92,6 +92,11 @@ class UI:
                     self.stop()
                     raise RuntimeError(f"mlflow ui did not start; see {self.log.name}")
                 time.sleep(0.3)
+
+    @staticmethod
+    def env(project: Path) -> dict:
+        # no job runner: it serves GenAI judges, and would start 8 more processes on our 2 cores
+        return {**user_env(project), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
     def api(self, endpoint: str, body: dict) -> dict:
         """MLflow's REST API, the endpoints the UI itself calls."""
@@ -108,6 +113,125 @@ class UI:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+# -- what the UI shows: runs found through the REST API, pages read through the DOM -----------------
+CARD = "[data-testid=experiment-view-compare-runs-card]"  # one chart on a run's "Model metrics" tab
+# The chart cards rendered now (the page renders those near the window), with the metric key (the
+# card's h4 title) and whether the card lies wholly inside the window.
+CHARTS_JS = """[...document.querySelectorAll('%s')].map(c => {
+  const h = c.querySelector('h4'), r = c.getBoundingClientRect();
+  return {key: h ? (h.getAttribute('title') || h.textContent.trim()) : '', top: Math.round(r.top),
+          bottom: Math.round(r.bottom), visible: r.top >= 0 && r.bottom <= innerHeight && r.height > 0};
+})""" % CARD
+# The experiments page's table: [name, description] per row, as the cells show them.
+EXPERIMENT_ROWS_JS = """[...document.querySelectorAll('[role=row]')].slice(1).map(r => {
+  const cells = [...r.children].map(c => c.innerText.trim());
+  const head = [...document.querySelector('[role=row]').children].map(c => c.innerText.trim());
+  return [cells[head.indexOf('Name')], cells[head.indexOf('Description')]];
+})"""
+SCROLLER_JS = """[...document.querySelectorAll('*')].find(e => e.scrollHeight > e.clientHeight + 50 &&
+  ['auto', 'scroll'].includes(getComputedStyle(e).overflowY) && e.querySelector('%s'))""" % CARD
+
+
+def all_runs(ui: "UI") -> list[dict]:
+    """Every run of every experiment: {id, experiment_id, name, tags}."""
+    exps = ui.api("experiments/search", {"max_results": 1000})["experiments"]
+    runs = ui.api("runs/search", {"experiment_ids": [e["experiment_id"] for e in exps], "max_results": 1000})
+    return [{"id": r["info"]["run_id"], "experiment_id": r["info"]["experiment_id"], "name": r["info"]["run_name"],
+             "tags": {t["key"]: t["value"] for t in r["data"].get("tags", [])}} for r in runs.get("runs", [])]
+
+
+def find_run(runs: list[dict], entry: str | None = None, parent_entry: str | None = None, **tags) -> dict:
+    """The newest run with these tags (dots as `__`: initstudy__init=...), the top-level run of an
+    `mlflow run -e ENTRY` (entry=), or a child of one (parent_entry=)."""
+    def top(r, e):
+        return r["tags"].get("mlflow.project.entryPoint") == e
+    want = {k.replace("__", "."): v for k, v in tags.items()}
+    for r in runs:  # runs/search answers newest first
+        if entry and not top(r, entry):
+            continue
+        if parent_entry and not any(top(p, parent_entry) and p["id"] == r["tags"].get("mlflow.parentRunId")
+                                    for p in runs):
+            continue
+        if all(r["tags"].get(k) == v for k, v in want.items()):
+            return r
+    raise LookupError(f"no run with entry={entry} parent_entry={parent_entry} {want}")
+
+
+def run_url(ui: "UI", run: dict, tab: str = "model-metrics") -> str:
+    return f"{ui.url}/#/experiments/{run['experiment_id']}/runs/{run['id']}/{tab}?workflowType=machine_learning"
+
+
+def open_charts(ui: "UI", page, run: dict):
+    page.goto(run_url(ui, run), ready=f"document.querySelector('{CARD}')")
+
+
+def scroll_to_chart(page, key: str) -> bool:
+    """Scroll the charts so that the chart of `key` is at the top of the window, if there is one."""
+    page.eval(f"({SCROLLER_JS}).scrollTop = 0")
+    height, step = page.eval(f"[({SCROLLER_JS}).scrollHeight, ({SCROLLER_JS}).clientHeight]")
+    for y in range(0, height, step):
+        page.eval(f"({SCROLLER_JS}).scrollTop = {y}")
+        page.settle()
+        found = [c for c in page.eval(CHARTS_JS) if c["key"] == key]
+        if found:
+            page.eval(f"({SCROLLER_JS}).scrollTop += {found[0]['top']} - 120")
+            page.settle()
+            return True
+    return False
+
+
+def close_assistant(ui: "UI", page):
+    """A fresh browser opens MLflow's Assistant panel over a third of the window; close it as a
+    user would once (the choice stays in the browser's local storage)."""
+    page.goto(ui.url + "/#/experiments", ready="document.querySelector('[role=row]')")
+    page.eval("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false')")
+    page.reload(ready="document.querySelector('[role=row]')")
+
+
+def save(page, path: Path):
+    """A screenshot, made small: PNG with a 256-colour palette (the UI's flat colours survive it)."""
+    from io import BytesIO
+
+    from PIL import Image  # comes with matplotlib
+
+    img = Image.open(BytesIO(page.screenshot(None))).convert("RGB")
+    img.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"  {path} ({path.stat().st_size // 1024} KB)", flush=True)
+
+
+def shoot(ui: "UI", browser, out: Path):
+    runs = all_runs(ui)
+    page = browser.new_page(*SIZE)
+    ablate = find_run(runs, parent_entry="ablate", initstudy__init="kaiming")
+    # 1. what a new user sees: the experiment opens on MLflow's GenAI overview
+    page.goto(f"{ui.url}/#/experiments/{ablate['experiment_id']}", ready="document.body.innerText.length > 200")
+    save(page, out / "experiment_first_view.png")
+    close_assistant(ui, page)
+    # 2. the experiments page
+    page.goto(ui.url + "/#/experiments", ready="document.querySelector('[role=row]')")
+    save(page, out / "experiments.png")
+    # 3. the runs of the ablate experiment, in the training view
+    page.goto(f"{ui.url}/#/experiments/{ablate['experiment_id']}/runs?workflowType=machine_learning",
+              ready="document.body.innerText.includes('matching runs')")
+    save(page, out / "experiment_runs.png")
+    # 4. a walk child's charts
+    open_charts(ui, page, find_run(runs, parent_entry="walk", initstudy__init="kaiming"))
+    save(page, out / "walk_child.png")
+    # 5. an ablate child's first screen
+    open_charts(ui, page, ablate)
+    save(page, out / "ablate_child.png")
+    # 6. the diverged run's charts, at its loss chart if it has one
+    open_charts(ui, page, find_run(runs, parent_entry="ablate", initstudy__init="uniform"))
+    print("  diverged run: loss chart", "shown" if scroll_to_chart(page, "loss") else "MISSING", flush=True)
+    save(page, out / "diverged_run.png")
+    # 7. the sweep parent: its charts, and its summary picture
+    sweep = find_run(runs, entry="sweep")
+    open_charts(ui, page, sweep)
+    save(page, out / "sweep_parent.png")
+    page.goto(run_url(ui, sweep, "artifacts/sweep.png"), ready="[...document.images].some(i => i.naturalWidth > 300)")
+    save(page, out / "sweep_parent_summary.png")
 
 
 def main(argv=None):
