@@ -42,7 +42,7 @@ def commands() -> list[list[str]]:
     sweep = {k: v for k, v in SWEEP.items() if k in entries["sweep"]["parameters"]}
     if "workers" in entries["sweep"]["parameters"]:
         sweep["workers"] = "2"
-    run = ["mlflow", "run", ".", "--env-manager", "local", "-e"]
+    run = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e"]  # `mlflow run . ...`
     return [run + ["walk"], run + ["ablate"], run + ["diagnose", "-P", "steps=1000"],
             run + ["sweep"] + [a for k, v in sweep.items() for a in ("-P", f"{k}={v}")]]
 
@@ -53,21 +53,30 @@ def user_env(project: Path) -> dict:
     return env
 
 
+def create_store(project: Path):
+    """MLflow's default store, sqlite:///mlflow.db in the folder the user runs from, made before
+    any run (several processes creating a new SQLite store at once crash)."""
+    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
+                   cwd=project, env=user_env(project), check=True, capture_output=True, timeout=300)
+
+
+def run_command(cmd: list[str], project: Path, timeout: float = 1800):
+    """A user's command in the project folder; its output shown only when it fails."""
+    t = time.monotonic()
+    print("$", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, cwd=project, env=user_env(project), capture_output=True, text=True, timeout=timeout)
+    print(f"  exit {r.returncode} in {time.monotonic() - t:.0f} s", flush=True)
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+
+
 def fill(source: Path, project: Path):
     if project.exists():
         sys.exit(f"ui_snapshots: error: {project} exists; pass --reuse to photograph it as it is")
     subprocess.run(["git", "clone", "--quiet", "--local", str(source), str(project)], check=True)
-    env = user_env(project)
-    # the store first: MLflow's default, sqlite:///mlflow.db in the folder the user runs from
-    subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
-                   cwd=project, env=env, check=True, capture_output=True)
+    create_store(project)
     for cmd in commands():
-        t = time.monotonic()
-        print("$", " ".join(cmd), flush=True)
-        r = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
-        print(f"  exit {r.returncode} in {time.monotonic() - t:.0f} s", flush=True)
-        if r.returncode:
-            sys.exit(f"ui_snapshots: error: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+        run_command(cmd, project)
 
 
 class UI:
@@ -79,14 +88,17 @@ class UI:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(project / "mlflow-ui.log", "w")
-        self.proc = subprocess.Popen(["mlflow", "ui", "--host", "127.0.0.1", "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(self.port),
                                       "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}"],
                                      cwd=project, env=self.env(project), stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 90
+
+    def wait(self, timeout: float = 120) -> "UI":
+        """Until the server answers (it starts in ~10-40 s: meanwhile the caller can fill the store)."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 urllib.request.urlopen(self.url + "/health", timeout=2).read()
-                return
+                return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
@@ -124,12 +136,16 @@ CHARTS_JS = """[...document.querySelectorAll('%s')].map(c => {
   return {key: h ? (h.getAttribute('title') || h.textContent.trim()) : '', top: Math.round(r.top),
           bottom: Math.round(r.bottom), visible: r.top >= 0 && r.bottom <= innerHeight && r.height > 0};
 })""" % CARD
-# The experiments page's table: [name, description] per row, as the cells show them.
-EXPERIMENT_ROWS_JS = """[...document.querySelectorAll('[role=row]')].slice(1).map(r => {
-  const cells = [...r.children].map(c => c.innerText.trim());
-  const head = [...document.querySelector('[role=row]').children].map(c => c.innerText.trim());
-  return [cells[head.indexOf('Name')], cells[head.indexOf('Description')]];
-})"""
+# The experiments page's table: {name, description, visible} per row, as its cells show them.
+EXPERIMENT_ROWS_JS = """(() => {
+  const [head, ...rows] = document.querySelectorAll('[role=row]');
+  const col = [...head.children].map(c => c.innerText.trim());
+  return rows.map(r => {
+    const cells = [...r.children].map(c => c.innerText.trim()), b = r.getBoundingClientRect();
+    return {name: cells[col.indexOf('Name')], description: cells[col.indexOf('Description')],
+            visible: b.top >= 0 && b.bottom <= innerHeight && b.height > 0};
+  });
+})()"""
 SCROLLER_JS = """[...document.querySelectorAll('*')].find(e => e.scrollHeight > e.clientHeight + 50 &&
   ['auto', 'scroll'].includes(getComputedStyle(e).overflowY) && e.querySelector('%s'))""" % CARD
 
@@ -173,7 +189,7 @@ def scroll_to_chart(page, key: str) -> bool:
     height, step = page.eval(f"[({SCROLLER_JS}).scrollHeight, ({SCROLLER_JS}).clientHeight]")
     for y in range(0, height, step):
         page.eval(f"({SCROLLER_JS}).scrollTop = {y}")
-        page.settle()
+        page.settle(spinner_patience=5)
         found = [c for c in page.eval(CHARTS_JS) if c["key"] == key]
         if found:
             page.eval(f"({SCROLLER_JS}).scrollTop += {found[0]['top']} - 120")
@@ -252,6 +268,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     ui = UI(project)
     try:
+        ui.wait()
         with Chromium() as browser:
             shoot(ui, browser, out)
     finally:
