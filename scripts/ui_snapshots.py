@@ -165,6 +165,8 @@ def find_run(runs: list[dict], entry: str | None = None, parent_entry: str | Non
         return r["tags"].get("mlflow.project.entryPoint") == e
     want = {k.replace("__", "."): v for k, v in tags.items()}
     for r in runs:  # runs/search answers newest first
+        if "initstudy.moved_to" in r["tags"]:  # the run `mlflow run` opened in Default, left as a pointer
+            continue
         if entry and not top(r, entry):
             continue
         if parent_entry and not any(top(p, parent_entry) and p["id"] == r["tags"].get("mlflow.parentRunId")
@@ -183,14 +185,20 @@ def open_charts(ui: "UI", page, run: dict):
     page.goto(run_url(ui, run), ready=f"document.querySelector('{CARD}')")
 
 
-def scroll_to_chart(page, key: str) -> bool:
-    """Scroll the charts so that the chart of `key` is at the top of the window, if there is one."""
+def is_chart(key: str, name: str) -> bool:
+    """Whether a chart's metric key is `name`, in whichever section: `loss`, `Training/loss`."""
+    return key.rsplit("/", 1)[-1] == name
+
+
+def scroll_to_chart(page, name: str) -> bool:
+    """Scroll the charts so that the chart of `name` (any section) is at the top of the window, if
+    there is one."""
     page.eval(f"({SCROLLER_JS}).scrollTop = 0")
     height, step = page.eval(f"[({SCROLLER_JS}).scrollHeight, ({SCROLLER_JS}).clientHeight]")
     for y in range(0, height, step):
         page.eval(f"({SCROLLER_JS}).scrollTop = {y}")
         page.settle(spinner_patience=5)
-        found = [c for c in page.eval(CHARTS_JS) if c["key"] == key]
+        found = [c for c in page.eval(CHARTS_JS) if is_chart(c["key"], name)]
         if found:
             page.eval(f"({SCROLLER_JS}).scrollTop += {found[0]['top']} - 120")
             page.settle()
