@@ -235,8 +235,11 @@ class Page:
                                f"busy={self.eval(BUSY_JS)}): {self.eval('location.href')}")
             time.sleep(0.1)
 
-    def scroll_to(self, y: int):
-        self.eval(f"window.scrollTo(0, {int(y)})")
+    def scroll_to(self, y: int, element: str = "document.scrollingElement", spinner_patience: float = 5.0):
+        """Scroll `element` (a JavaScript expression: the page, or an inner scrolling pane) to `y` px
+        from its top, then wait for what that brings into view (lazily loaded charts)."""
+        self.eval(f"({element}).scrollTop = {int(y)}")
+        self.settle(spinner_patience=spinner_patience)
 
     def screenshot(self, path) -> bytes:
         """A PNG of what the window shows now (the viewport, as a person sees it)."""

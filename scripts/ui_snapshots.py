@@ -161,8 +161,8 @@ def all_runs(ui: "UI") -> list[dict]:
 def find_run(runs: list[dict], entry: str | None = None, parent_entry: str | None = None, **tags) -> dict:
     """The newest run with these tags (dots as `__`: initstudy__init=...), the top-level run of an
     `mlflow run -e ENTRY` (entry=), or a child of one (parent_entry=)."""
-    def top(r, e):
-        return r["tags"].get("mlflow.project.entryPoint") == e
+    def top(r, e):  # children may carry their parent's mlflow.project.* tags: a top run has no parent
+        return r["tags"].get("mlflow.project.entryPoint") == e and "mlflow.parentRunId" not in r["tags"]
     want = {k.replace("__", "."): v for k, v in tags.items()}
     for r in runs:  # runs/search answers newest first
         if "initstudy.moved_to" in r["tags"]:  # the run `mlflow run` opened in Default, left as a pointer
@@ -191,17 +191,16 @@ def is_chart(key: str, name: str) -> bool:
 
 
 def scroll_to_chart(page, name: str) -> bool:
-    """Scroll the charts so that the chart of `name` (any section) is at the top of the window, if
-    there is one."""
-    page.eval(f"({SCROLLER_JS}).scrollTop = 0")
+    """Scroll the charts, a window at a time as a person would (cards are rendered only near the
+    window), until the chart of `name` (any section) is near the top of the window; False if the
+    page has no such chart (it is left scrolled to the bottom)."""
     height, step = page.eval(f"[({SCROLLER_JS}).scrollHeight, ({SCROLLER_JS}).clientHeight]")
     for y in range(0, height, step):
-        page.eval(f"({SCROLLER_JS}).scrollTop = {y}")
-        page.settle(spinner_patience=5)
+        page.scroll_to(y, SCROLLER_JS)
         found = [c for c in page.eval(CHARTS_JS) if is_chart(c["key"], name)]
         if found:
-            page.eval(f"({SCROLLER_JS}).scrollTop += {found[0]['top']} - 120")
-            page.settle()
+            pane = page.eval(f"(e => e.scrollTop - e.getBoundingClientRect().top)({SCROLLER_JS})")
+            page.scroll_to(pane + found[0]["top"] - 60, SCROLLER_JS)  # the chart's section title above it
             return True
     return False
 
