@@ -266,22 +266,28 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not available():
         sys.exit("ui_snapshots: error: no /usr/bin/chromium (Debian: apt-get install chromium)")
+    if args.reuse and not (args.work and (Path(args.work) / "project" / "mlflow.db").exists()):
+        sys.exit("ui_snapshots: error: --reuse needs a --work folder filled by an earlier run")
     work = Path(args.work or tempfile.mkdtemp(prefix="ui-snapshots-")).resolve()
     project = work / "project"
-    if not args.reuse:
-        work.mkdir(parents=True, exist_ok=True)
-        fill(Path(args.source).resolve(), project)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ui = UI(project)
     try:
-        ui.wait()
-        with Chromium() as browser:
-            shoot(ui, browser, out)
+        if not args.reuse:
+            work.mkdir(parents=True, exist_ok=True)
+            fill(Path(args.source).resolve(), project)
+        ui = UI(project)
+        try:
+            ui.wait()
+            with Chromium() as browser:
+                shoot(ui, browser, out)
+        finally:
+            ui.stop()
+    except (RuntimeError, LookupError, subprocess.SubprocessError) as e:  # CDPError is a RuntimeError
+        sys.exit(f"ui_snapshots: error: {e}")
     finally:
-        ui.stop()
-    if not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
