@@ -84,3 +84,23 @@ def test_the_diverged_run_has_a_loss_chart(ui, page):
     run = ui_lib.find_run(ui_lib.all_runs(ui), initstudy__init="uniform", initstudy__outcome="diverged")
     ui_lib.open_charts(ui, page, run)
     assert ui_lib.scroll_to_chart(page, "loss"), f"{run['name']} (diverged) has no loss chart on its page"
+
+
+def test_the_browser_client_reads_the_dom_and_is_stopped_by_its_pid(tmp_path):
+    """initstudy/chromium.py alone: a page that shows its content only after a spinner is waited
+    for, read through the DOM and photographed, and the browser process is gone after stop()."""
+    html = tmp_path / "late.html"
+    html.write_text("<div id=s class='du-bois-light-spin-spinning'>...</div><script>setTimeout(() => {"
+                    "document.getElementById('s').remove(); document.body.insertAdjacentHTML('beforeend',"
+                    " '<h1 id=done>loaded</h1>')}, 1500)</script>")
+    browser = chromium.Chromium()
+    try:
+        page = browser.new_page(640, 480)
+        page.goto(html.as_uri(), ready="true")  # settled: the spinner is gone, so the heading is there
+        assert page.eval("document.querySelector('#done')?.textContent") == "loaded"
+        assert page.eval("[innerWidth, innerHeight]") == [640, 480]
+        png = page.screenshot(None)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 640
+    finally:
+        browser.stop()
+    assert browser.proc.poll() is not None, f"chromium (pid {browser.pid}) still running after stop()"
