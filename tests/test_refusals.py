@@ -1,7 +1,7 @@
 """The table of refusals: bad input through the real command line (`mlflow run`, the command it runs,
 scripts/export_run.py). Each gets one line saying what is wrong and what is allowed, a non-zero exit,
-no traceback, and existing runs and folders are left as they were. The README's Troubleshooting
-section lists the same table.
+no traceback, and existing runs and folders are left as they were. docs/troubleshooting.md
+lists the same table.
 
 All commands run at once in a module fixture (three at a time): most of their cost is Python and
 MLflow starting up.
