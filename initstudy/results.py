@@ -10,6 +10,7 @@ import numpy as np
 
 from initstudy import labs
 
+
 def jsonable(values) -> list:
     return [None if v is None or not math.isfinite(v) else float(v) for v in np.asarray(values, float).tolist()]
 
