@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from initstudy import labs
+
 
 def jsonable(values) -> list:
     return [None if v is None or not math.isfinite(v) else float(v) for v in np.asarray(values, float).tolist()]
@@ -23,7 +25,7 @@ def dumps(obj) -> str:
 
 def walk_json(config: dict, results) -> dict:
     """results.json of lab 00: per init, per layer."""
-    out = {"experiment": "10-variance-walk", "config": config, "inits": {}}
+    out = {"experiment": labs.WALK, "config": config, "inits": {}}
     for r in results:
         var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
         out["inits"][r.init] = {
@@ -53,7 +55,7 @@ def walk_series(doc: dict) -> dict:
 
 def ablate_json(config: dict, results) -> dict:
     """losses.json of lab 01: every step's loss, the val points and the outcome per init."""
-    out = {"experiment": "10-init-matters", "config": config, "inits": {}}
+    out = {"experiment": labs.ABLATE, "config": config, "inits": {}}
     for r in results:
         out["inits"][r.init] = {
             "weight_seed": r.weight_seed,

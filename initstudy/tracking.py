@@ -86,10 +86,13 @@ class Tracker:
             top = self.client.get_run(parent)
             tags = {**{k: v for k, v in top.data.tags.items() if k.startswith(SOURCE_TAGS)}, **tags, PARENT_TAG: parent}
             experiment_id = top.info.experiment_id
-        else:  # what MLflow's fluent API would add: user, source, git
+        else:  # what MLflow's fluent API would add: source, git, and the user (the OS's: MLflow's
+            # would be the tracking server's login, from a URI's user:password@, which we never record)
+            import getpass
+
             from mlflow.tracking.context.registry import resolve_tags
 
-            tags = {**resolve_tags(), **tags}
+            tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
             experiment_id = self.experiment_id(lab)
         return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 

@@ -218,7 +218,7 @@ def test_postgres_backend(postgres, tmp_path):
         with psycopg2.connect(postgres) as conn, conn.cursor() as cur:
             cur.execute("select count(*) from runs where experiment_id = %s", (int(store.experiment_id),))
             assert cur.fetchone()[0] == 4
-            cur.execute("select count(*) from metrics where key = 'var'")
+            cur.execute("select count(*) from metrics where key = %s", (keys.series("var"),))
             assert cur.fetchone()[0] == 3 * 5
     finally:
         srv.stop()
