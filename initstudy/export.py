@@ -173,10 +173,13 @@ def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
     return [c[1] for c in sorted(candidates, key=lambda c: c[0], reverse=True)]
 
 
+PER_INIT_PARAMS = ("init", "weight_seed", "sigma_w2", "weight_variance", "bias_seed")
+
+
 def _config_key(run) -> tuple:
     """The run's config params (provenance params have dotted names; init and weights excluded)."""
     return tuple(sorted((k, v) for k, v in run.data.params.items() if "." not in k
-                        and k not in ("init", "weight_seed", "sigma_w2")))
+                        and k not in PER_INIT_PARAMS))
 
 
 def _params(s: RunSet) -> dict:
@@ -203,7 +206,7 @@ def relu_companion(tracker, s: RunSet):
     p = _params(s)
     if s.experiment != WALK or p.get("activation") != "linear":
         return None
-    same = ("depth", "width", "batch", "input_variance", "dtype", "seed")
+    same = ("depth", "width", "batch", "input_variance", "dtype", "seed", "sigma_b2", "gain")
     for other in complete_sets(tracker, WALK, False):
         q = _params(other)
         if q.get("activation") == "relu" and all(q.get(k) == p.get(k) for k in same):
@@ -366,11 +369,13 @@ def plot_walk(doc: dict, path):
     from initstudy import plots
 
     c = doc["config"]
+    series = results.walk_series(doc)
     rs = []
-    for init, block in doc["inits"].items():
-        s = {k.split("/", 1)[1]: v for k, v in results.walk_series({"inits": {init: block}}).items()}
+    for init in doc["inits"]:
+        s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
+        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES}) if "corr" in s else None
         rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
-                                  saturated=s["saturated"].astype(bool)))
+                                  saturated=s["saturated"].astype(bool), signal=signal))
     title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"
     plots.variance_walk(rs, path, title=title)
 

@@ -59,7 +59,7 @@ def load(path) -> tuple[dict, object, dict]:
     unknown = [i for i in mf["config"]["inits"] if i not in inits.INITS]
     if unknown:
         raise ConfigError(f"manifest config lists unknown inits {', '.join(unknown)}; allowed: {', '.join(inits.INITS)}")
-    expected = expected_seeds(config, mf["config"]["inits"])
+    expected = expected_seeds(config, mf["config"]["inits"], mf["seeds"])
     wrong = [k for k in expected if mf["seeds"].get(k) != expected[k]]
     if wrong:
         raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from seed {config.seed}"
@@ -76,9 +76,13 @@ def load(path) -> tuple[dict, object, dict]:
     return mf, config, doc
 
 
-def expected_seeds(config, names) -> dict:
+def expected_seeds(config, names, recorded=()) -> dict:
     if isinstance(config, walk.WalkConfig):
         base = {"input": config.input_seed()}
+        if "pairs" in recorded:  # a walk recorded with its signal-propagation streams (older ones have none)
+            base.update(config.stream_seeds())
+            if config.sigma_b2 > 0:
+                base.update({f"biases/{i}": config.bias_seed(i) for i in names})
     else:
         base = config.stream_seeds()
     return {**base, **{f"weights/{i}": config.weight_seed(i) for i in names}}
@@ -119,6 +123,14 @@ def scalars(doc: dict, summary: dict) -> dict:
             else:
                 out[f"{init}/{k}"] = v
     out.update({f"results_summary/{k}": v for k, v in summary.items()})
+    for init, block in doc.get("signal", {}).get("inits", {}).items():
+        for k, v in block.items():
+            if k == "layers":
+                continue
+            if isinstance(v, dict):
+                out.update({f"{init}/signal/{k}/{kk}": vv for kk, vv in v.items() if kk != "singular_values"})
+            else:
+                out[f"{init}/signal/{k}"] = v
     return out
 
 
@@ -182,6 +194,7 @@ def run(path, tolerance=None) -> int:
             return code
     names = list(mf["config"]["inits"])
     now_doc, now_summary = rerun(config, names)
+    legacy = "signal" not in doc and now_doc.pop("signal", None) is not None  # a walk from before the block
     rec_series, now_series = series_of(doc), series_of(now_doc)
     rec_scalars, now_scalars = scalars(doc, mf["results_summary"]), scalars(now_doc, now_summary)
 
@@ -220,6 +233,8 @@ def run(path, tolerance=None) -> int:
         print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
         for line in env:
             print(f"  {line}")
+    if legacy:
+        print("(recorded before the walk's signal-propagation block: lab 00's series and values compared)")
     if note:
         print(note)
     return 1 if bad else 0

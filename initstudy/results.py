@@ -22,8 +22,12 @@ def dumps(obj) -> str:
 
 
 def walk_json(config: dict, results) -> dict:
-    """results.json of lab 00: per init, per layer."""
-    out = {"experiment": "10-variance-walk", "config": config, "inits": {}}
+    """results.json of lab 00: per init, per layer. Lab 00's keys hold what they always held; the
+    signal-propagation quantities (walk.Signal) and their config fields go in a "signal" block beside."""
+    from initstudy.walk import SIGNAL_FIELDS
+
+    out = {"experiment": "10-variance-walk", "config": {k: v for k, v in config.items() if k not in SIGNAL_FIELDS},
+           "inits": {}}
     for r in results:
         var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
         out["inits"][r.init] = {
@@ -35,6 +39,35 @@ def walk_json(config: dict, results) -> dict:
                 for l in range(len(var))
             ],
         }
+    signals = {r.init: r.signal for r in results if getattr(r, "signal", None) is not None}
+    if signals:
+        out["signal"] = {"config": {k: config[k] for k in SIGNAL_FIELDS if k in config},
+                         "inits": {init: signal_json(s) for init, s in signals.items()}}
+    return out
+
+
+def signal_json(s) -> dict:
+    series = {k: jsonable(v) for k, v in s.series().items()}
+    return {
+        "sigma_w2": s.sigma_w2,
+        "bias_seed": s.bias_seed,
+        "phase": s.scales["phase"],
+        "summary": {k: jsonable([v])[0] for k, v in s.summary().items()},
+        "jacobian": {"method": s.jacobian_method, "singular_values": jsonable(s.jacobian_sv)},
+        "layers": [{"layer_idx": l, **{k: v[l] for k, v in series.items()}} for l in range(len(s.corr))],
+    }
+
+
+SIGNAL_SERIES = ("grad_var", "grad_var_theory", "corr", "corr_theory")
+
+
+def signal_series(doc: dict) -> dict:
+    """{'<init>/<series>': array} of the "signal" block (empty for a document without one)."""
+    out = {}
+    for init, block in doc.get("signal", {}).get("inits", {}).items():
+        for key in SIGNAL_SERIES:
+            out[f"{init}/{key}"] = from_json([l[key] for l in block["layers"]])
+        out[f"{init}/jacobian_sv"] = from_json(block["jacobian"]["singular_values"])
     return out
 
 
@@ -43,12 +76,12 @@ WALK_SERIES = {"var_empirical": "var", "var_theoretical_prediction": "var_pred",
 
 
 def walk_series(doc: dict) -> dict:
-    """{'<init>/<series>': array} from a results.json document, for comparison."""
+    """{'<init>/<series>': array} from a results.json document (its signal block too), for comparison."""
     out = {}
     for init, block in doc["inits"].items():
         for key, name in WALK_SERIES.items():
             out[f"{init}/{name}"] = from_json([float(l[key]) if l[key] is not None else None for l in block["layers"]])
-    return out
+    return {**out, **signal_series(doc)}
 
 
 def ablate_json(config: dict, results) -> dict:

@@ -177,7 +177,7 @@ def test_singles_export_and_unknown_or_unfinished_runs(small, small_store, capsy
     assert export.run_cli([a for i in ids for a in ("--run-id", i)] + ["--allow-unfinished"]) == 0
     mf = manifest.read(work / "projects" / "10-variance-walk" / "manifest.json")
     assert mf["mlflow"]["run_ids"] == dict(zip(inits.INITS, ids)) and mf["mlflow"]["parent_run_id"] is None
-    assert set(mf["seeds"]) == {"input"} | {f"weights/{i}" for i in inits.INITS}
+    assert set(mf["seeds"]) == {"input", "pairs", "top_grad", "probes"} | {f"weights/{i}" for i in inits.INITS}
 
 
 def test_set_with_different_config_or_data_seed_or_missing_init(small, capsys):

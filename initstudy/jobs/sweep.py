@@ -20,6 +20,7 @@ from initstudy import walk as walk_mod
 from initstudy.config import ConfigError, one_of, parse, to_dict
 from initstudy.jobs import JobFailed, common_params, record, run_set, summary_metrics, today, write_text
 from initstudy.jobs import ablate as ablate_job
+from initstudy.jobs import walk as walk_job
 
 HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of worker processes"
 STUDIES = {"ablate": ablate_mod.AblateConfig, "walk": walk_mod.WalkConfig}
@@ -188,10 +189,10 @@ def _child_record(study, config, r, prov, date, mlflow_ids):
         name = "losses.json"
     else:
         summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0]}
-        params.update(input_seed=config.input_seed(), sigma_w2=repr(r.sigma2))
-        metrics = summary_metrics(summary) + [(k, v, l) for k, s in r.series().items() for l, v in enumerate(s)]
-        tags = {}
-        seeds = {"input": config.input_seed(), f"weights/{r.init}": r.weight_seed}
+        p, m, tags = walk_job.init_record(config, r)
+        params.update(p)
+        metrics = summary_metrics(summary) + m
+        seeds = walk_job.manifest_seeds(config, [r])
         doc = results.walk_json(cfg, [r])
         name = "results.json"
     mf = manifest.build(experiment=EXPERIMENTS[study], date=date, seed=config.seed, provenance=prov, config=cfg,

@@ -1,11 +1,23 @@
-"""`walk` (lab 00): the variance walk of every init, recorded as a parent run with a child per init."""
+"""`walk` (lab 00): the variance walk of every init, recorded as a parent run with a child per init.
+
+Beside lab 00's series each init's run records the signal-propagation quantities (walk.Signal): the
+backward gradient variance and the input pairs' correlation per layer against theory, the depth
+scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
 from initstudy import manifest, plots, provenance, results, tracking
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
                             record, run_set, summary_metrics, today, write_text)
 from initstudy.walk import EXPERIMENT, WalkConfig, run_walk
 
-HELP = "lab 00: per-layer activation variance under each init"
+HELP = "lab 00: per-layer activation variance under each init, with gradients, correlations and the Jacobian"
+
+# The MLflow names of the signal-propagation quantities, built here and nowhere else (rename them here).
+KEYS = {name: name for name in (
+    "grad_var", "grad_var_theory", "corr", "corr_theory",  # per layer, step = layer
+    "q_star", "chi1", "c_star", "xi_q", "xi_c",  # depth scales: only those that exist
+    "jacobian_msv", "jacobian_msv_theory", "jacobian_spread",  # mean squared singular value, log10 max/min
+)}
+PHASE_TAG = "initstudy.phase"
 
 
 def add_arguments(parser):
@@ -16,6 +28,26 @@ def main(args):
     config = config_from_args(WalkConfig, args)
     out = run(config, args.init, args.tracking_uri)
     print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})")
+
+
+def init_record(config, r) -> tuple[dict, list, dict]:
+    """(params, metrics, tags) of one init's run beyond the common params and the summary: what a
+    walk run and a sweep's walk child both record. sigma_w2 is the mean-field n Var(W); the per-weight
+    variance is weight_variance."""
+    s = r.signal
+    params = {"input_seed": config.input_seed(), "weight_seed": r.weight_seed, "sigma_w2": repr(s.sigma_w2),
+              "weight_variance": repr(r.sigma2), **{f"{k}_seed": v for k, v in config.stream_seeds().items()},
+              **({} if s.bias_seed is None else {"bias_seed": s.bias_seed})}
+    metrics = [(name, v, l) for name, series in r.series().items() for l, v in enumerate(series)]
+    metrics += [(KEYS[name], v, l) for name, series in s.series().items() for l, v in enumerate(series)]
+    metrics += [(KEYS[name], v, 0) for name, v in s.summary().items()]
+    return params, metrics, {PHASE_TAG: s.scales["phase"]}
+
+
+def manifest_seeds(config, group) -> dict:
+    bias = {f"biases/{r.init}": r.signal.bias_seed for r in group if r.signal.bias_seed is not None}
+    return {"input": config.input_seed(), **{f"weights/{r.init}": r.weight_seed for r in group},
+            **config.stream_seeds(), **bias}
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
@@ -31,20 +63,18 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in group}
             params = {**common_params(cfg, prov), "input_seed": config.input_seed(),
                       "init": names_[0] if len(group) == 1 else "all"}
-            metrics = summary_metrics(summary)
+            metrics, tags = summary_metrics(summary), None
             if len(group) == 1:
-                r = group[0]
-                params.update(weight_seed=r.weight_seed, sigma_w2=repr(r.sigma2))
-                metrics += [(name, v, l) for name, series in r.series().items() for l, v in enumerate(series)]
+                p, m, tags = init_record(config, group[0])
+                params.update(p)
+                metrics += m
             mf = manifest.build(
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
-                seeds={"input": config.input_seed(), **{f"weights/{r.init}": r.weight_seed for r in group}},
-                results_summary=summary, mlflow=mlflow_ids)
+                seeds=manifest_seeds(config, group), results_summary=summary, mlflow=mlflow_ids)
             record(tracker, rid, params, metrics, {
                 "results.json": write_text(results.dumps(results.walk_json(cfg, group))),
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "variance.png": lambda path, g=group: plots.variance_walk(g, path, title=title),
-            })
+                "jacobian.png": lambda path, g=group: plots.jacobian_spectrum(g, path, title=title),
+            }, tags=tags)
     return {"run_ids": ids, "results": out}
-
-
