@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from initstudy import inits, manifest, readme, results, tracking
+from initstudy import inits, manifest, readme, results, scaling, tracking
 from initstudy.ablate import EXPERIMENT as ABLATE
 from initstudy.config import ConfigError
+from initstudy.scaling import EXPERIMENT as SCALING
 from initstudy.walk import EXPERIMENT as WALK
 
 HELP = "write the lab folders (projects/<experiment>/) from finished MLflow runs"
@@ -36,7 +37,9 @@ class Lab:
 LABS = {
     WALK: Lab(WALK, "results.json", "variance.png", "walk.py", "lab 00, the variance walk"),
     ABLATE: Lab(ABLATE, "losses.json", "loss_curves.png", "train.py", "lab 01, the init ablation"),
+    SCALING: Lab(SCALING, "results.json", "scaling.png", "why_sqrt_n.py", "lab 02, why 1/sqrt(n)"),
 }
+SINGLE_RUN_LABS = (SCALING,)  # one run is the whole study (no init schemes): the folder is that run's
 
 SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
 {results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
@@ -190,6 +193,11 @@ def newest_sets(tracker, allow_unfinished: bool) -> list:
     """Per lab, the newest complete set (for the walk, the newest linear one if any: the lab's setup)."""
     out = []
     for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS:
+            runs = [r for r in tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
+                    if allow_unfinished or r.info.status == "FINISHED"]
+            out += [RunSet(experiment, None, {experiment: runs[0]})] if runs else []
+            continue
         sets = complete_sets(tracker, experiment, allow_unfinished)
         if experiment == WALK:
             sets = [s for s in sets if _params(s).get("activation") == "linear"] or sets
@@ -225,14 +233,20 @@ def find_sets(tracker, run_ids: list) -> list:
         if experiment not in LABS:
             raise ConfigError(f"run {rid} is not a {' or '.join(LABS)} run (tag {tracking.EXPERIMENT_TAG} "
                               f"is {experiment!r})")
-        if _tag(run, tracking.ROLE_TAG) == "parent":
+        if experiment in SINGLE_RUN_LABS:
+            if experiment in members:
+                raise ConfigError(f"two {experiment} runs given: {members[experiment][0].info.run_id}, {rid}")
+            members[experiment] = [run]
+        elif _tag(run, tracking.ROLE_TAG) == "parent":
             if experiment in parents:
                 raise ConfigError(f"two {experiment} parent runs given: {parents[experiment].info.run_id}, {rid}")
             parents[experiment] = run
         else:
             members.setdefault(experiment, []).append(run)
-    sets = []
+    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS if e in members]
     for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS:
+            continue
         if experiment in parents and experiment in members:
             raise ConfigError(f"{experiment}: give either a parent run or one run per init, not both")
         parent = parents.get(experiment)
@@ -311,6 +325,8 @@ def _same_config(experiment, manifests: dict):
 def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
     """{file name: bytes} of the lab folder."""
     lab = LABS[s.experiment]
+    if s.experiment in SINGLE_RUN_LABS:
+        return build_single_run_folder(tracker, s, lab, tmp)
     manifests = {i: _read_manifest(tracker, r, tmp) for i, r in s.runs.items()}
     _same_config(s.experiment, manifests)
     if s.parent:
@@ -338,6 +354,33 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
         lab.plot: image,
         "manifest.json": manifest.dumps(mf).encode(),
         "README.md": text.encode(),
+    }
+
+
+def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
+    from the results, the README from its numbers."""
+    from initstudy import plots
+
+    (run,) = s.runs.values()
+    mf = _read_manifest(tracker, run, tmp)
+    path = _artifact(tracker, run, lab.results, tmp)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment:
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not a {s.experiment} results document")
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        plots.scaling(doc, png, title=scaling.title(doc["config"]))
+        image = png.read_bytes()
+    return {
+        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.scaling(doc, mf).encode(),
     }
 
 

@@ -84,6 +84,41 @@ def walk_series(doc: dict) -> dict:
     return {**out, **signal_series(doc)}
 
 
+def scaling_json(config: dict, r) -> dict:
+    """results.json of lab 02 (scaling.ScalingResult): the dot products per width and scale, the
+    depth walks per activation and c, the finite-width log-ratios per width and seed."""
+    from initstudy import scaling
+
+    return {
+        "experiment": scaling.EXPERIMENT,
+        "config": config,
+        "dot": {"widths": [int(n) for n in r.widths], "draws": config.get("draws"), "scales": {
+            k: {"k": label, "var": jsonable(r.dot_var[k]), "theory": jsonable(r.dot_theory[k]),
+                "se": jsonable(r.dot_se[k])} for k, (label, _) in scaling.SCALES.items()}},
+        "depth": {scaling.depth_key(a, c): {"activation": a, "c": scaling.DEPTH_CS[c], "var": jsonable(r.depth_var[(a, c)]),
+                                            "theory": jsonable(r.depth_theory[(a, c)])} for a, c in r.depth_var},
+        "finite_width": {"activation": scaling.FINITE_ACTIVATION, "widths": [int(n) for n in r.fw_widths],
+                         "sd": [jsonable(row) for row in r.fw_sd],
+                         "log_ratio": [[jsonable(s) for s in w] for w in r.fw_log_ratio]},
+        "summary": {k: jsonable([v])[0] for k, v in r.summary().items()},
+    }
+
+
+def scaling_series(doc: dict) -> dict:
+    """{'<part>/<name>/<series>': array} from a lab 02 results.json, for comparison and plots."""
+    out = {}
+    for k, b in doc["dot"]["scales"].items():
+        out.update({f"dot/{k}/{s}": from_json(b[s]) for s in ("var", "theory", "se")})
+    out["dot/widths"] = np.array(doc["dot"]["widths"], float)
+    for k, b in doc["depth"].items():
+        out.update({f"depth/{k}/{s}": from_json(b[s]) for s in ("var", "theory")})
+    fw = doc["finite_width"]
+    for i, n in enumerate(fw["widths"]):
+        out[f"finite/{n}/sd"] = from_json(fw["sd"][i])
+        out.update({f"finite/{n}/{s}/log_ratio": from_json(v) for s, v in enumerate(fw["log_ratio"][i])})
+    return out
+
+
 def ablate_json(config: dict, results) -> dict:
     """losses.json of lab 01: every step's loss, the val points and the outcome per init."""
     out = {"experiment": "10-init-matters", "config": config, "inits": {}}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy import seeds, theory
+from initstudy import seeds
 from initstudy.config import ConfigError, at_least, positive
 from initstudy.walk import WalkConfig, run_walk
 
@@ -48,14 +48,14 @@ def _power_of_two(name, value, lo, hi):
 class ScalingConfig:
     min_width: int = 2  # one dot product: widths min_width..max_width, powers of 2
     max_width: int = 4096
-    draws: int = 20000  # dot products per width and scale
+    draws: int = 10000  # dot products per width and scale
     depth: int = 20  # depth compounding
     depth_width: int = 256
     depth_batch: int = 64
     fw_min_width: int = 64  # finite width: widths fw_min_width..fw_max_width
     fw_max_width: int = 1024
     fw_depth: int = 50
-    seeds: int = 16
+    seeds: int = 8  # walks per width for the finite-width spread
     seed: int = 42
 
     def validate(self):
@@ -166,11 +166,11 @@ def run_scaling(config: ScalingConfig) -> ScalingResult:
                          log_ratio, sd, kappa_fit, KAPPA_THEORY[FINITE_ACTIVATION])
 
 
-def depth_closed_forms(config: ScalingConfig) -> dict:
-    """c^{2L} for the linear net (the lab's formula), the ReLU and tanh q-maps: the theory curves,
-    computed without the walk (a check of what the walk reports as var_theory)."""
-    out = {}
-    for act in DEPTH_ACTIVATIONS:
-        for name, c in DEPTH_CS.items():
-            out[(act, name)] = theory.closed_form(act, c * c, config.depth, 1.0)
-    return out
+def title(cfg: dict) -> str:
+    """The figure's title (the run draws it; export re-draws it from results.json: same bytes)."""
+    return (f"Why 1/sqrt(n): widths {cfg['min_width']}..{cfg['max_width']}, depth {cfg['depth']} x {cfg['depth_width']}, "
+            f"finite width {cfg['fw_min_width']}..{cfg['fw_max_width']} x {cfg['seeds']} seeds")
+
+
+def depth_key(activation: str, c: str) -> str:
+    return f"{activation}_c{c}"
