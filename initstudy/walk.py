@@ -147,6 +147,7 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     zp = pair_batch(config) if signal else None
     var[0] = pred[0] = config.input_variance  # pred[0]: the nominal input variance
     var[0] = np.var(z, dtype=np.float64)
+    corr[0] = pair_correlation(zp) if signal else np.nan
     ws, zs = [], [z]  # kept for the backward pass and the Jacobian
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(1, depth + 1):
@@ -165,7 +166,6 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
                 zs.append(z)
     q = theory.closed_form(config.activation, n * sigma2, depth, config.input_variance, sb2)
     if signal:
-        corr[0] = pair_correlation(pair_batch(config))
         sig = propagate(config, act, n * sigma2, q, ws, zs, corr, None if bias_rng is None else config.bias_seed(init))
     return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig if signal else None)
 

@@ -20,7 +20,6 @@ from initstudy import walk as walk_mod
 from initstudy.config import ConfigError, one_of, parse, to_dict
 from initstudy.jobs import JobFailed, common_params, record, run_set, summary_metrics, today, write_text
 from initstudy.jobs import ablate as ablate_job
-from initstudy.jobs import walk as walk_job
 
 HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of worker processes"
 STUDIES = {"ablate": ablate_mod.AblateConfig, "walk": walk_mod.WalkConfig}
@@ -188,6 +187,8 @@ def _child_record(study, config, r, prov, date, mlflow_ids):
         doc = results.ablate_json(cfg, [r])
         name = "losses.json"
     else:
+        from initstudy.jobs import walk as walk_job  # here: a refused sweep loads only its own job modules
+
         summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0]}
         p, m, tags = walk_job.init_record(config, r)
         params.update(p)
