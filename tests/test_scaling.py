@@ -131,3 +131,13 @@ def test_committed_readme_is_written_from_its_numbers():
     i = doc["dot"]["widths"].index(512)
     assert s["dot/1_over_sqrt_n/var"][i] == pytest.approx(1, rel=0.05)
     assert s["dot/1_over_n/var"][i] == pytest.approx(1 / 512, rel=0.05)
+    # and docs/signal-propagation.md states them as printed here
+    sm, fw = doc["summary"], doc["finite_width"]
+    stated = [f"{sm[f'max_abs_z_scale_{k}']:.3g}" for k in scaling.SCALES]
+    stated += [f"{s['dot/1/var'][i]:.4g}", f"{s['dot/1_over_n/var'][i]:.4g}", f"{s['dot/1_over_sqrt_n/var'][i]:.4g}"]
+    stated += [f"**{sm['kappa_fit']:.3g}**", ", ".join(f"{sd[-1]:.2f}" for sd in fw["sd"])]
+    stated += [f"{s[f'depth/{k}/var'][-1]:{f}}" for k, f in (("linear_c1", ".4g"), ("linear_c2", ".3g"),
+                                                            ("relu_csqrt2", ".3g"), ("tanh_c1", ".3g"))]
+    stated.append(f"{s['depth/tanh_c1/theory'][-1]:.3g}")
+    text = (REPO / "docs" / "signal-propagation.md").read_text()
+    assert all(x in text for x in stated), [x for x in stated if x not in text]

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,8 @@ def test_tanh_critical_sigma_w2_at_sigma_b2_005(gauss_pairs, sw2):
     assert theory.depth_scales("tanh", sw2 * 0.999, 0.05)["phase"] == "ordered"
     assert theory.depth_scales("tanh", sw2 * 1.001, 0.05)["phase"] == "chaotic"
     assert theory.critical_sw2("relu", 0.3) == 2.0 and theory.critical_sw2("linear") == 1.0
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "signal-propagation.md").read_text()
+    assert repr(sw2) in doc and f"q\\* = {qs:.4f}" in doc  # the numbers the docs state
 
 
 def test_backward_and_correlation_series_closed_forms():
