@@ -177,6 +177,7 @@ def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
 
 
 PER_INIT_PARAMS = ("init", "weight_seed", "sigma_w2", "weight_variance", "bias_seed")
+PER_INIT_SEEDS = ("weights/", "biases/")  # manifest seeds that differ between the inits of one set
 
 
 def _config_key(run) -> tuple:
@@ -308,10 +309,10 @@ def _read_doc(tracker, run, name, tmp) -> dict:
 
 
 def _same_config(experiment, manifests: dict):
-    """Runs of one set must agree on config (but init) and on every seed but the weights'."""
+    """Runs of one set must agree on config (but init) and on every seed but the per-init ones (weights, biases)."""
     def key(m):
         return ({k: v for k, v in m["config"].items() if k != "inits"},
-                {k: v for k, v in m["seeds"].items() if not k.startswith("weights/")})
+                {k: v for k, v in m["seeds"].items() if not k.startswith(PER_INIT_SEEDS)})
 
     (first_init, first), *rest = manifests.items()
     for init, m in rest:
@@ -389,7 +390,11 @@ def read_doc(tracker, s: RunSet, name: str, tmp) -> dict:
     if s.parent:
         return _read_doc(tracker, s.parent, name, tmp)
     docs = {i: _read_doc(tracker, r, name, tmp) for i, r in s.runs.items()}
-    return {**docs[next(iter(docs))], "inits": {i: d["inits"][i] for i, d in docs.items() if i in d["inits"]}}
+    out = {**docs[next(iter(docs))], "inits": {i: d["inits"][i] for i, d in docs.items() if i in d["inits"]}}
+    if "signal" in out:  # the walk's signal block: per init too
+        out["signal"] = {**out["signal"], "inits": {i: d["signal"]["inits"][i] for i, d in docs.items()
+                                                    if i in d.get("signal", {}).get("inits", {})}}
+    return out
 
 
 def merge_manifests(manifests: dict, s: RunSet) -> dict:
@@ -398,8 +403,9 @@ def merge_manifests(manifests: dict, s: RunSet) -> dict:
     out = json.loads(json.dumps(first))
     out["date"] = max(m["date"] for m in manifests.values())
     out["config"]["inits"] = list(manifests)
-    out["seeds"] = {**{k: v for k, v in first["seeds"].items() if not k.startswith("weights/")},
-                    **{f"weights/{i}": m["seeds"][f"weights/{i}"] for i, m in manifests.items()}}
+    out["seeds"] = {**{k: v for k, v in first["seeds"].items() if not k.startswith(PER_INIT_SEEDS)},
+                    **{k: v for i, m in manifests.items() for k, v in m["seeds"].items()
+                       if k in (f"weights/{i}", f"biases/{i}")}}
     out["results_summary"] = {k: v for m in manifests.values() for k, v in m["results_summary"].items()}
     out["mlflow"] = {**first["mlflow"], "parent_run_id": None,
                      "run_ids": {i: r.info.run_id for i, r in s.runs.items()}}

@@ -190,6 +190,22 @@ def test_set_with_different_config_or_data_seed_or_missing_init(small, capsys):
     assert not (work / "projects").exists()
 
 
+def test_singles_with_biases_export_and_reproduce(small, capsys):
+    """Single walk runs with sigma_b2 > 0 each carry their own bias seed: they still form one set, the
+    folder's manifest lists every init's, and it reproduces (signal block included) bit for bit."""
+    walk, _, work = small
+    ids = [walk(i, sigma_b2=0.1, gain=1.2, activation="tanh") for i in inits.INITS]
+    assert export.run_cli([a for i in ids for a in ("--run-id", i)]) == 0
+    folder = work / "projects" / "10-variance-walk"
+    mf = manifest.read(folder / "manifest.json")
+    assert {f"biases/{i}" for i in inits.INITS} <= set(mf["seeds"]) and mf["config"]["sigma_b2"] == 0.1
+    capsys.readouterr()
+    from initstudy import reproduce
+
+    assert reproduce.cli([str(folder / "manifest.json")]) == 0
+    assert capsys.readouterr().out.startswith("reproduced bit for bit: 27 series")
+
+
 def test_existing_folder_needs_force_and_force_replaces_atomically(small, walk_singles, capsys):
     walk, _, work = small
     ids = ids_of(small, walk_singles)
