@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from initstudy import inits, manifest, readme, results, tracking
+from initstudy import inits, manifest, readme, results, scaling, tracking
 from initstudy.ablate import EXPERIMENT as ABLATE
 from initstudy.config import ConfigError
+from initstudy.scaling import EXPERIMENT as SCALING
 from initstudy.walk import EXPERIMENT as WALK
 
 HELP = "write the lab folders (projects/<experiment>/) from finished MLflow runs"
@@ -36,7 +37,9 @@ class Lab:
 LABS = {
     WALK: Lab(WALK, "results.json", "variance.png", "walk.py", "lab 00, the variance walk"),
     ABLATE: Lab(ABLATE, "losses.json", "loss_curves.png", "train.py", "lab 01, the init ablation"),
+    SCALING: Lab(SCALING, "results.json", "scaling.png", "why_sqrt_n.py", "lab 02, why 1/sqrt(n)"),
 }
+SINGLE_RUN_LABS = (SCALING,)  # one run is the whole study (no init schemes): the folder is that run's
 
 SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
 {results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
@@ -173,10 +176,14 @@ def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
     return [c[1] for c in sorted(candidates, key=lambda c: c[0], reverse=True)]
 
 
+PER_INIT_PARAMS = ("init", "weight_seed", "sigma_w2", "weight_variance", "bias_seed")
+PER_INIT_SEEDS = ("weights/", "biases/")  # manifest seeds that differ between the inits of one set
+
+
 def _config_key(run) -> tuple:
     """The run's config params (provenance params have dotted names; init and weights excluded)."""
     return tuple(sorted((k, v) for k, v in run.data.params.items() if "." not in k
-                        and k not in ("init", "weight_seed", "sigma_w2")))
+                        and k not in PER_INIT_PARAMS))
 
 
 def _params(s: RunSet) -> dict:
@@ -187,6 +194,11 @@ def newest_sets(tracker, allow_unfinished: bool) -> list:
     """Per lab, the newest complete set (for the walk, the newest linear one if any: the lab's setup)."""
     out = []
     for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS:
+            runs = [r for r in tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
+                    if allow_unfinished or r.info.status == "FINISHED"]
+            out += [RunSet(experiment, None, {experiment: runs[0]})] if runs else []
+            continue
         sets = complete_sets(tracker, experiment, allow_unfinished)
         if experiment == WALK:
             sets = [s for s in sets if _params(s).get("activation") == "linear"] or sets
@@ -203,7 +215,7 @@ def relu_companion(tracker, s: RunSet):
     p = _params(s)
     if s.experiment != WALK or p.get("activation") != "linear":
         return None
-    same = ("depth", "width", "batch", "input_variance", "dtype", "seed")
+    same = ("depth", "width", "batch", "input_variance", "dtype", "seed", "sigma_b2", "gain")
     for other in complete_sets(tracker, WALK, False):
         q = _params(other)
         if q.get("activation") == "relu" and all(q.get(k) == p.get(k) for k in same):
@@ -222,14 +234,20 @@ def find_sets(tracker, run_ids: list) -> list:
         if experiment not in LABS:
             raise ConfigError(f"run {rid} is not a {' or '.join(LABS)} run (tag {tracking.EXPERIMENT_TAG} "
                               f"is {experiment!r})")
-        if _tag(run, tracking.ROLE_TAG) == "parent":
+        if experiment in SINGLE_RUN_LABS:
+            if experiment in members:
+                raise ConfigError(f"two {experiment} runs given: {members[experiment][0].info.run_id}, {rid}")
+            members[experiment] = [run]
+        elif _tag(run, tracking.ROLE_TAG) == "parent":
             if experiment in parents:
                 raise ConfigError(f"two {experiment} parent runs given: {parents[experiment].info.run_id}, {rid}")
             parents[experiment] = run
         else:
             members.setdefault(experiment, []).append(run)
-    sets = []
+    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS if e in members]
     for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS:
+            continue
         if experiment in parents and experiment in members:
             raise ConfigError(f"{experiment}: give either a parent run or one run per init, not both")
         parent = parents.get(experiment)
@@ -291,10 +309,10 @@ def _read_doc(tracker, run, name, tmp) -> dict:
 
 
 def _same_config(experiment, manifests: dict):
-    """Runs of one set must agree on config (but init) and on every seed but the weights'."""
+    """Runs of one set must agree on config (but init) and on every seed but the per-init ones (weights, biases)."""
     def key(m):
         return ({k: v for k, v in m["config"].items() if k != "inits"},
-                {k: v for k, v in m["seeds"].items() if not k.startswith("weights/")})
+                {k: v for k, v in m["seeds"].items() if not k.startswith(PER_INIT_SEEDS)})
 
     (first_init, first), *rest = manifests.items()
     for init, m in rest:
@@ -308,6 +326,8 @@ def _same_config(experiment, manifests: dict):
 def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
     """{file name: bytes} of the lab folder."""
     lab = LABS[s.experiment]
+    if s.experiment in SINGLE_RUN_LABS:
+        return build_single_run_folder(tracker, s, lab, tmp)
     manifests = {i: _read_manifest(tracker, r, tmp) for i, r in s.runs.items()}
     _same_config(s.experiment, manifests)
     if s.parent:
@@ -349,12 +369,43 @@ def public_store(mf: dict) -> dict:
     return {**mf, "mlflow": m}
 
 
+def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
+    from the results, the README from its numbers."""
+    from initstudy import plots
+
+    (run,) = s.runs.values()
+    mf = public_store(_read_manifest(tracker, run, tmp))
+    path = _artifact(tracker, run, lab.results, tmp)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment:
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not a {s.experiment} results document")
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        plots.scaling(doc, png, title=scaling.title(doc["config"]))
+        image = png.read_bytes()
+    return {
+        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.scaling(doc, mf).encode(),
+    }
+
+
 def read_doc(tracker, s: RunSet, name: str, tmp) -> dict:
     """The set's results document: the parent's, or the single runs' merged in init order."""
     if s.parent:
         return _read_doc(tracker, s.parent, name, tmp)
     docs = {i: _read_doc(tracker, r, name, tmp) for i, r in s.runs.items()}
-    return {**docs[next(iter(docs))], "inits": {i: d["inits"][i] for i, d in docs.items() if i in d["inits"]}}
+    out = {**docs[next(iter(docs))], "inits": {i: d["inits"][i] for i, d in docs.items() if i in d["inits"]}}
+    if "signal" in out:  # the walk's signal block: per init too
+        out["signal"] = {**out["signal"], "inits": {i: d["signal"]["inits"][i] for i, d in docs.items()
+                                                    if i in d.get("signal", {}).get("inits", {})}}
+    return out
 
 
 def merge_manifests(manifests: dict, s: RunSet) -> dict:
@@ -363,8 +414,9 @@ def merge_manifests(manifests: dict, s: RunSet) -> dict:
     out = json.loads(json.dumps(first))
     out["date"] = max(m["date"] for m in manifests.values())
     out["config"]["inits"] = list(manifests)
-    out["seeds"] = {**{k: v for k, v in first["seeds"].items() if not k.startswith("weights/")},
-                    **{f"weights/{i}": m["seeds"][f"weights/{i}"] for i, m in manifests.items()}}
+    out["seeds"] = {**{k: v for k, v in first["seeds"].items() if not k.startswith(PER_INIT_SEEDS)},
+                    **{k: v for i, m in manifests.items() for k, v in m["seeds"].items()
+                       if k in (f"weights/{i}", f"biases/{i}")}}
     out["results_summary"] = {k: v for m in manifests.values() for k, v in m["results_summary"].items()}
     out["mlflow"] = {**first["mlflow"], "parent_run_id": None,
                      "run_ids": {i: r.info.run_id for i, r in s.runs.items()}}
@@ -377,11 +429,13 @@ def plot_walk(doc: dict, path):
     from initstudy import plots
 
     c = doc["config"]
+    series = results.walk_series(doc)
     rs = []
-    for init, block in doc["inits"].items():
-        s = {k.split("/", 1)[1]: v for k, v in results.walk_series({"inits": {init: block}}).items()}
+    for init in doc["inits"]:
+        s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
+        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES}) if "corr" in s else None
         rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
-                                  saturated=s["saturated"].astype(bool)))
+                                  saturated=s["saturated"].astype(bool), signal=signal))
     title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"
     plots.variance_walk(rs, path, title=title)
 

@@ -25,6 +25,11 @@ SERIES = {
     "var_pred": f"{VARIANCE}/var_pred",
     "var_theory": f"{VARIANCE}/var_theory",
     "saturated": "overflow/saturated",  # 0/1 per layer: after the variance curves, not before var
+    # walk's signal propagation (step = layer index): lowercase sections, after Variance
+    "grad_var": "gradient/grad_var",
+    "grad_var_theory": "gradient/grad_var_theory",
+    "corr": "correlation/corr",
+    "corr_theory": "correlation/corr_theory",
 }
 
 # the depth profile of a per-layer statistic (step = layer index), at the first and the last diagnostics row

@@ -29,7 +29,7 @@ class Lab:
         return f"{self.asks}\n\n{HOW_TO_READ}"
 
 
-WALK, ABLATE, DIAGNOSE = "10-variance-walk", "10-init-matters", "03-makemore"
+WALK, ABLATE, DIAGNOSE, SCALING = "10-variance-walk", "10-init-matters", "03-makemore", "02-why-sqrt-n"
 
 LABS = {
     WALK: Lab(WALK, "walk", (
@@ -56,6 +56,13 @@ LABS = {
         "`diag_every` steps (L00 is the embedding); `train_loss`, `dev_loss` and `initial_loss` against "
         "`expected_initial_loss` are the summary. The PNGs show the histograms, the saturation map and the "
         "update:data ratios.")),
+    SCALING: Lab(SCALING, "scaling", (
+        "**Lab 02, why 1/sqrt(n).** Why is a weight scaled by 1/sqrt(fan-in)? One run per command holds the "
+        "answer measured: `var_scale_1`, `var_scale_1_over_n`, `var_scale_1_over_sqrt_n` are Var(x.w) of one "
+        "dot product with step = log2 of the width, each beside its `_theory` n k^2; `depth_var_*` the "
+        "variance after L layers for sigma = c/sqrt(n) (step = L) against c^2L and the ReLU/tanh q-maps; "
+        "`log_ratio_sd_n*` the finite-width spread of log(var_L / q_L) against sqrt(kappa L / n). "
+        "scaling.png draws all three on log axes, theory dashed.")),
 }
 
 for _lab in list(LABS.values()):  # every lab that sweeps has a sweep experiment beside it

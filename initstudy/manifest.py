@@ -10,6 +10,8 @@ from pathlib import Path
 REQUIRED = ("experiment", "date", "seed", "versions", "hardware", "config", "results_summary", "seeds", "blas",
             "git", "mlflow")
 
+PER_INIT_LABS = ("10-variance-walk", "10-init-matters")  # labs whose manifests list their init schemes
+
 # our config field -> the lab's key; the manifest's config uses the lab's names
 LAB_KEYS = {"width": "hidden_dim", "batch": "batch_size"}
 
@@ -34,7 +36,7 @@ def build(*, experiment, date, seed, provenance, config, inits, results_summary,
         "seed": seed,
         "versions": provenance["versions"],
         "hardware": provenance["hardware"],
-        "config": {**config_to_lab(config), "inits": list(inits)},
+        "config": {**config_to_lab(config), **({"inits": list(inits)} if inits else {})},
         "results_summary": results_summary,
         "seeds": seeds,
         "blas": provenance["blas"],
@@ -49,7 +51,10 @@ def validate(manifest) -> dict:
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise ManifestError(f"manifest is missing keys: {', '.join(missing)}")
-    if not isinstance(manifest["config"], dict) or not manifest["config"].get("inits"):
+    if not isinstance(manifest["config"], dict):
+        raise ManifestError("manifest config must be a JSON object")
+    inits = manifest["config"].get("inits")  # a study without init schemes (lab 02) records none
+    if (inits is not None or manifest["experiment"] in PER_INIT_LABS) and not (isinstance(inits, list) and inits):
         raise ManifestError("manifest config must list its inits")
     return manifest
 

@@ -39,6 +39,14 @@ class Identity:
         return x
 
     @staticmethod
+    def d1(x):  # phi'
+        return np.ones_like(x)
+
+    @staticmethod
+    def d2(x):  # phi''
+        return np.zeros_like(x)
+
+    @staticmethod
     def saturation(out):
         return 0.0
 
@@ -59,6 +67,14 @@ class ReLU:
     def fn(x):
         return np.maximum(x, 0)
 
+    @staticmethod
+    def d1(x):  # phi' (the step; 0 at the kink)
+        return (x > 0).astype(np.asarray(x).dtype)
+
+    @staticmethod
+    def d2(x):  # phi'' = delta(x), which only ever multiplies phi(0) = 0 in the theory: zero
+        return np.zeros_like(x)
+
     def forward(self, x):
         self.out = np.maximum(x, 0)
         return self.out
@@ -78,6 +94,15 @@ class ReLU:
 
 class Tanh:
     fn = staticmethod(np.tanh)
+
+    @staticmethod
+    def d1(x):  # phi' = 1 - tanh^2
+        return 1 - np.tanh(x) ** 2
+
+    @staticmethod
+    def d2(x):  # phi'' = -2 tanh (1 - tanh^2)
+        t = np.tanh(x)
+        return -2 * t * (1 - t**2)
     SATURATED = 0.97  # |t| above this passes almost no gradient: 1 - t^2 < 0.06
 
     def forward(self, x):
@@ -97,6 +122,7 @@ class Tanh:
         return float(np.mean(np.abs(out) > Tanh.SATURATED))
 
 
+# each activation class holds fn (phi), d1 (phi') and d2 (phi''): the theory and the walk read them here
 ACTIVATIONS = {"linear": Identity, "relu": ReLU, "tanh": Tanh}
 
 

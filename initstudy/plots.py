@@ -45,8 +45,36 @@ def warm_up():
 
 def variance_walk(results, path, title=""):
     """Semilog-y activation variance per layer: empirical solid, closed-form theory dashed;
-    overflowed layers marked with an x at the last finite value."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    overflowed layers marked with an x at the last finite value. Results that carry a signal block
+    (r.signal) get two more panels: the backward gradient variance and the pairs' correlation."""
+    signals = [r for r in results if getattr(r, "signal", None) is not None]
+    if not signals:  # lab 00's figure, as it always was
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        _forward_panel(ax, results, title)
+        _save(fig, path)
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.8))
+    _forward_panel(axes[0], results, "forward: activation variance")
+    for r in signals:
+        c, s = _color(r.init), r.signal
+        layers = np.arange(len(s.grad_var))
+        axes[1].semilogy(layers, s.grad_var, "-o", ms=3, color=c, label=f"{r.init} measured")
+        axes[1].semilogy(layers, s.grad_var_theory, "--", color=c, alpha=0.8, label=f"{r.init} theory")
+        axes[2].plot(layers, s.corr, "-o", ms=3, color=c, label=f"{r.init} measured")
+        axes[2].plot(layers, s.corr_theory, "--", color=c, alpha=0.8, label=f"{r.init} c-map")
+    axes[1].set_title("backward: Var(dL/dz_l) from an N(0,1) top gradient", fontsize=10)
+    axes[1].set_ylabel("gradient variance (log scale)")
+    axes[2].set_title("correlation of input pairs", fontsize=10)
+    axes[2].set_ylabel("mean correlation")
+    for ax in axes[1:]:
+        ax.set_xlabel("layer index (0 = input)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    fig.suptitle(title or "Variance walk", fontsize=11)
+    _save(fig, path, left=1.0, top=0.7, wspace=0.25)
+
+
+def _forward_panel(ax, results, title):
     for r in results:
         layers = np.arange(len(r.var))
         ok = ~r.saturated
@@ -63,6 +91,25 @@ def variance_walk(results, path, title=""):
     ax.set_title(title or "Variance walk")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
+
+
+def jacobian_spectrum(results, path, title=""):
+    """Histogram of the input-output Jacobian's singular values (log10), one per init, with the
+    mean squared singular value measured and from theory in the legend."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        s = r.signal
+        label = f"{r.init}: mean sigma^2 {s.jacobian_msv:.3g} (theory {s.jacobian_msv_theory:.3g})"
+        sv = s.jacobian_sv[np.isfinite(s.jacobian_sv) & (s.jacobian_sv > 0)]
+        if len(sv):
+            ax.hist(np.log10(sv), bins=40, histtype="step", lw=1.5, color=_color(r.init), label=label)
+        else:
+            ax.plot([], [], color=_color(r.init), label=label + f" ({s.jacobian_method}: no spectrum)")
+    ax.set_xlabel("log10 singular value of dz_L/dz_0")
+    ax.set_ylabel("count")
+    ax.set_title(title or "Input-output Jacobian", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     _save(fig, path)
 
 
@@ -260,3 +307,64 @@ def diagnose_loss(r, path, title=""):
     ax.legend(fontsize=8)
     ax.set_title(title or f"initial loss {r.initial_loss:.4f}", fontsize=10)
     _save(fig, path, left=1.0)
+
+
+# --- lab 02: why 1/sqrt(n) ---------------------------------------------------------------------------
+
+SCALE_COLORS = {"1": "tab:red", "1_over_n": "tab:blue", "1_over_sqrt_n": "tab:green"}
+C_COLORS = {"0.5": "tab:blue", "1": "tab:green", "sqrt2": "tab:orange", "2": "tab:red"}
+
+
+def scaling(doc, path, title=""):
+    """Four panels from a lab 02 results.json: Var(x . w) against n per scale (log-log), the linear
+    walk against c^{2L}, the ReLU and tanh walks against their q-maps, and the finite-width spread of
+    log(var_L / q_L) against L/n beside sqrt(kappa L/n). Measured solid, theory dashed."""
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5))
+    ax = axes[0]
+    n = np.array(doc["dot"]["widths"], float)
+    for k, b in doc["dot"]["scales"].items():
+        var, th, se = (np.array(b[s], float) for s in ("var", "theory", "se"))
+        ax.errorbar(n, var, yerr=2 * se, fmt="o-", ms=3, color=SCALE_COLORS.get(k), label=f"k = {b['k']} measured")
+        ax.plot(n, th, "--", color=SCALE_COLORS.get(k), label=f"n k^2 = {'n' if k == '1' else '1/n' if k == '1_over_n' else '1'}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n (width of the dot product)")
+    ax.set_ylabel("Var(x . w), w = k z")
+    ax.set_title(f"one dot product, {doc['dot']['draws']} draws per point (±2 s.e.)", fontsize=10)
+    for ax, acts, what in ((axes[1], ("linear",), "linear: c^(2L)"), (axes[2], ("relu", "tanh"), "ReLU (o) and tanh (s): q-maps")):
+        for key, b in doc["depth"].items():
+            if b["activation"] not in acts:
+                continue
+            cname = key.rsplit("_c", 1)[1]
+            var, th = np.array(b["var"], float), np.array(b["theory"], float)
+            layers = np.arange(len(var))
+            marker = "s" if b["activation"] == "tanh" else "o"
+            ax.semilogy(layers, var, "-" + marker, ms=3, color=C_COLORS.get(cname),
+                        label=f"{b['activation']} c = {b['c']:.3g}")
+            ax.semilogy(layers, th, "--", color=C_COLORS.get(cname), alpha=0.8)
+        ax.set_xlabel("layer L")
+        ax.set_ylabel("activation variance (log scale)")
+        ax.set_title(f"sigma = c/sqrt(n): {what}", fontsize=10)
+        ax.legend(fontsize=7, ncol=2)
+    ax = axes[3]
+    fw = doc["finite_width"]
+    depth = len(fw["sd"][0]) - 1
+    colors = _layer_colors(len(fw["widths"]))
+    for i, w in enumerate(fw["widths"]):
+        x = np.arange(1, depth + 1) / w
+        ax.plot(x, np.array(fw["sd"][i], float)[1:], "-", color=colors[i], lw=1.2, label=f"n = {w}")
+    xs = np.geomspace(1 / fw["widths"][-1], depth / fw["widths"][0], 50)
+    s = doc["summary"]
+    ax.plot(xs, np.sqrt(s["kappa_theory"] * xs), "k--", label=f"sqrt(kappa L/n), kappa = {s['kappa_theory']:g} (theory)")
+    ax.plot(xs, np.sqrt(s["kappa_fit"] * xs), "k:", label=f"kappa = {s['kappa_fit']:.3g} (fit)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("L / n")
+    ax.set_ylabel(f"s.d. over {len(fw['log_ratio'][0])} seeds of log(var_L / q_L)")
+    ax.set_title(f"finite width: {fw['activation']}, Kaiming", fontsize=10)
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[3].legend(fontsize=7)
+    fig.suptitle(title or "Why 1/sqrt(n)", fontsize=11)
+    _save(fig, path, left=0.8, top=0.65, wspace=0.3)

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from initstudy import ablate, inits, manifest, provenance, results, walk
+from initstudy import ablate, inits, manifest, provenance, results, scaling, walk
 from initstudy.config import ConfigError, _float, parse, to_dict
 
 HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
 
-LABS = {walk.EXPERIMENT: (walk.WalkConfig, "results.json"), ablate.EXPERIMENT: (ablate.AblateConfig, "losses.json")}
+LABS = {walk.EXPERIMENT: (walk.WalkConfig, "results.json"), ablate.EXPERIMENT: (ablate.AblateConfig, "losses.json"),
+        scaling.EXPERIMENT: (scaling.ScalingConfig, "results.json")}
 
 
 def add_arguments(parser):
@@ -56,10 +57,10 @@ def load(path) -> tuple[dict, object, dict]:
         raise ConfigError(f"manifest experiment must be one of {', '.join(LABS)}; got {mf['experiment']!r}")
     cls, name = LABS[mf["experiment"]]
     config = parse(cls, manifest.config_from_lab(mf["config"]))
-    unknown = [i for i in mf["config"]["inits"] if i not in inits.INITS]
+    unknown = [i for i in mf["config"].get("inits", []) if i not in inits.INITS]
     if unknown:
         raise ConfigError(f"manifest config lists unknown inits {', '.join(unknown)}; allowed: {', '.join(inits.INITS)}")
-    expected = expected_seeds(config, mf["config"]["inits"])
+    expected = expected_seeds(config, mf["config"].get("inits", []), mf["seeds"])
     wrong = [k for k in expected if mf["seeds"].get(k) != expected[k]]
     if wrong:
         raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from seed {config.seed}"
@@ -71,14 +72,21 @@ def load(path) -> tuple[dict, object, dict]:
         raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("inits"), dict):
-        raise ConfigError(f"{doc_path} has no 'inits' block")
+    block = "dot" if cls is scaling.ScalingConfig else "inits"
+    if not isinstance(doc, dict) or not isinstance(doc.get(block), dict):
+        raise ConfigError(f"{doc_path} has no '{block}' block")
     return mf, config, doc
 
 
-def expected_seeds(config, names) -> dict:
+def expected_seeds(config, names, recorded=()) -> dict:
+    if isinstance(config, scaling.ScalingConfig):
+        return config.stream_seeds()
     if isinstance(config, walk.WalkConfig):
         base = {"input": config.input_seed()}
+        if "pairs" in recorded:  # a walk recorded with its signal-propagation streams (older ones have none)
+            base.update(config.stream_seeds())
+            if config.sigma_b2 > 0:
+                base.update({f"biases/{i}": config.bias_seed(i) for i in names})
     else:
         base = config.stream_seeds()
     return {**base, **{f"weights/{i}": config.weight_seed(i) for i in names}}
@@ -90,6 +98,9 @@ def rerun(config, names) -> tuple[dict, dict]:
     """(results document, results_summary) recomputed, BLAS pinned to one thread as in the runs."""
     cfg = to_dict(config)
     with provenance.pin_blas_threads():
+        if isinstance(config, scaling.ScalingConfig):
+            doc = results.scaling_json(cfg, scaling.run_scaling(config))
+            return doc, doc["summary"]
         if isinstance(config, walk.WalkConfig):
             rs = [walk.run_walk(config, i) for i in names]
             summary = {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in rs}
@@ -110,7 +121,7 @@ SERIES_KEYS = ("layers", "loss", "val")
 def scalars(doc: dict, summary: dict) -> dict:
     """Every number or label outside the series: per init, and the manifest's results_summary."""
     out = {}
-    for init, block in doc["inits"].items():
+    for init, block in doc.get("inits", {}).items():
         for k, v in block.items():
             if k in SERIES_KEYS:
                 continue
@@ -119,11 +130,21 @@ def scalars(doc: dict, summary: dict) -> dict:
             else:
                 out[f"{init}/{k}"] = v
     out.update({f"results_summary/{k}": v for k, v in summary.items()})
+    for init, block in doc.get("signal", {}).get("inits", {}).items():
+        for k, v in block.items():
+            if k == "layers":
+                continue
+            if isinstance(v, dict):
+                out.update({f"{init}/signal/{k}/{kk}": vv for kk, vv in v.items() if kk != "singular_values"})
+            else:
+                out[f"{init}/signal/{k}"] = v
     return out
 
 
 def series_of(doc: dict) -> dict:
     try:
+        if doc.get("experiment") == scaling.EXPERIMENT:
+            return results.scaling_series(doc)
         return results.walk_series(doc) if "layers" in next(iter(doc["inits"].values()), {}) else results.ablate_series(doc)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"the recorded results document is malformed ({type(e).__name__}: {e})") from None
@@ -180,8 +201,9 @@ def run(path, tolerance=None) -> int:
         code, note = rerun_pinned(path, tolerance, pin)
         if code is not None:
             return code
-    names = list(mf["config"]["inits"])
+    names = list(mf["config"].get("inits", []))
     now_doc, now_summary = rerun(config, names)
+    legacy = "signal" not in doc and now_doc.pop("signal", None) is not None  # a walk from before the block
     rec_series, now_series = series_of(doc), series_of(now_doc)
     rec_scalars, now_scalars = scalars(doc, mf["results_summary"]), scalars(now_doc, now_summary)
 
@@ -204,7 +226,7 @@ def run(path, tolerance=None) -> int:
         line = f"{key}: recorded {a!r}, now {b!r}" + (f" (rel diff {rel:.3g})" if numeric else "")
         (near if tol is not None and rel <= tol else bad).append(line)
 
-    n = f"{len(rec_series)} series and {len(rec_scalars)} values of {', '.join(names)}"
+    n = f"{len(rec_series)} series and {len(rec_scalars)} values of {', '.join(names) or 'the study'}"
     where = Path(path)
     if not bad and not near:
         print(f"reproduced bit for bit: {n} ({mf['experiment']}, {where})")
@@ -220,6 +242,8 @@ def run(path, tolerance=None) -> int:
         print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
         for line in env:
             print(f"  {line}")
+    if legacy:
+        print("(recorded before the walk's signal-propagation block: lab 00's series and values compared)")
     if note:
         print(note)
     return 1 if bad else 0

@@ -24,8 +24,12 @@ def dumps(obj) -> str:
 
 
 def walk_json(config: dict, results) -> dict:
-    """results.json of lab 00: per init, per layer."""
-    out = {"experiment": labs.WALK, "config": config, "inits": {}}
+    """results.json of lab 00: per init, per layer. Lab 00's keys hold what they always held; the
+    signal-propagation quantities (walk.Signal) and their config fields go in a "signal" block beside."""
+    from initstudy.walk import SIGNAL_FIELDS
+
+    out = {"experiment": labs.WALK, "config": {k: v for k, v in config.items() if k not in SIGNAL_FIELDS},
+           "inits": {}}
     for r in results:
         var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
         out["inits"][r.init] = {
@@ -37,6 +41,35 @@ def walk_json(config: dict, results) -> dict:
                 for l in range(len(var))
             ],
         }
+    signals = {r.init: r.signal for r in results if getattr(r, "signal", None) is not None}
+    if signals:
+        out["signal"] = {"config": {k: config[k] for k in SIGNAL_FIELDS if k in config},
+                         "inits": {init: signal_json(s) for init, s in signals.items()}}
+    return out
+
+
+def signal_json(s) -> dict:
+    series = {k: jsonable(v) for k, v in s.series().items()}
+    return {
+        "sigma_w2": s.sigma_w2,
+        "bias_seed": s.bias_seed,
+        "phase": s.scales["phase"],
+        "summary": {k: jsonable([v])[0] for k, v in s.summary().items()},
+        "jacobian": {"method": s.jacobian_method, "singular_values": jsonable(s.jacobian_sv)},
+        "layers": [{"layer_idx": l, **{k: v[l] for k, v in series.items()}} for l in range(len(s.corr))],
+    }
+
+
+SIGNAL_SERIES = ("grad_var", "grad_var_theory", "corr", "corr_theory")
+
+
+def signal_series(doc: dict) -> dict:
+    """{'<init>/<series>': array} of the "signal" block (empty for a document without one)."""
+    out = {}
+    for init, block in doc.get("signal", {}).get("inits", {}).items():
+        for key in SIGNAL_SERIES:
+            out[f"{init}/{key}"] = from_json([l[key] for l in block["layers"]])
+        out[f"{init}/jacobian_sv"] = from_json(block["jacobian"]["singular_values"])
     return out
 
 
@@ -45,11 +78,46 @@ WALK_SERIES = {"var_empirical": "var", "var_theoretical_prediction": "var_pred",
 
 
 def walk_series(doc: dict) -> dict:
-    """{'<init>/<series>': array} from a results.json document, for comparison."""
+    """{'<init>/<series>': array} from a results.json document (its signal block too), for comparison."""
     out = {}
     for init, block in doc["inits"].items():
         for key, name in WALK_SERIES.items():
             out[f"{init}/{name}"] = from_json([float(l[key]) if l[key] is not None else None for l in block["layers"]])
+    return {**out, **signal_series(doc)}
+
+
+def scaling_json(config: dict, r) -> dict:
+    """results.json of lab 02 (scaling.ScalingResult): the dot products per width and scale, the
+    depth walks per activation and c, the finite-width log-ratios per width and seed."""
+    from initstudy import scaling
+
+    return {
+        "experiment": scaling.EXPERIMENT,
+        "config": config,
+        "dot": {"widths": [int(n) for n in r.widths], "draws": config.get("draws"), "scales": {
+            k: {"k": label, "var": jsonable(r.dot_var[k]), "theory": jsonable(r.dot_theory[k]),
+                "se": jsonable(r.dot_se[k])} for k, (label, _) in scaling.SCALES.items()}},
+        "depth": {scaling.depth_key(a, c): {"activation": a, "c": scaling.DEPTH_CS[c], "var": jsonable(r.depth_var[(a, c)]),
+                                            "theory": jsonable(r.depth_theory[(a, c)])} for a, c in r.depth_var},
+        "finite_width": {"activation": scaling.FINITE_ACTIVATION, "widths": [int(n) for n in r.fw_widths],
+                         "sd": [jsonable(row) for row in r.fw_sd],
+                         "log_ratio": [[jsonable(s) for s in w] for w in r.fw_log_ratio]},
+        "summary": {k: jsonable([v])[0] for k, v in r.summary().items()},
+    }
+
+
+def scaling_series(doc: dict) -> dict:
+    """{'<part>/<name>/<series>': array} from a lab 02 results.json, for comparison and plots."""
+    out = {}
+    for k, b in doc["dot"]["scales"].items():
+        out.update({f"dot/{k}/{s}": from_json(b[s]) for s in ("var", "theory", "se")})
+    out["dot/widths"] = np.array(doc["dot"]["widths"], float)
+    for k, b in doc["depth"].items():
+        out.update({f"depth/{k}/{s}": from_json(b[s]) for s in ("var", "theory")})
+    fw = doc["finite_width"]
+    for i, n in enumerate(fw["widths"]):
+        out[f"finite/{n}/sd"] = from_json(fw["sd"][i])
+        out.update({f"finite/{n}/{s}/log_ratio": from_json(v) for s, v in enumerate(fw["log_ratio"][i])})
     return out
 
 

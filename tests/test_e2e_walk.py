@@ -51,7 +51,21 @@ def test_metrics_params_and_artifacts_read_back(walk_all):
                     "hardware.logical_cores", "blas.threads", "blas.library", "git.commit", "git.dirty"):
             assert p[key], key
         assert p["blas.threads"] == "1" and p["blas.threads_pinned"] == "1"
-        assert walk_all.artifact_names(r.info.run_id) == ["manifest.json", "results.json", "variance.png"]
+        assert walk_all.artifact_names(r.info.run_id) == ["jacobian.png", "manifest.json", "results.json",
+                                                          "variance.png"]
+        # beside the lab's series: signal propagation, with the keys jobs/walk.py builds
+        from initstudy.jobs.walk import PHASE_TAG
+
+        for key, series in expected.signal.series().items():
+            hist = sorted(client.get_metric_history(r.info.run_id, keys.series(key)), key=lambda m: m.step)
+            finite = np.flatnonzero(np.isfinite(series))
+            assert [m.step for m in hist] == finite.tolist(), key
+            np.testing.assert_array_equal([m.value for m in hist], series[finite])
+        for key, value in expected.signal.summary().items():
+            assert (r.data.metrics.get(key) == value) if np.isfinite(value) else key not in r.data.metrics, key
+        assert r.data.tags[PHASE_TAG] == expected.signal.scales["phase"]
+        assert p["sigma_w2"] == repr(256 * inits.weight_variance(init, 256))  # the mean-field n Var(W)
+        assert ("q_star" in r.data.metrics) == (init == "xavier")  # linear: q* only at sigma_w^2 = 1
 
 
 def test_parent_artifacts_hold_all_inits(walk_all):

@@ -185,7 +185,7 @@ def test_singles_export_and_unknown_or_unfinished_runs(small, small_store, capsy
     assert export.run_cli([a for i in ids for a in ("--run-id", i)] + ["--allow-unfinished"]) == 0
     mf = manifest.read(work / "projects" / "10-variance-walk" / "manifest.json")
     assert mf["mlflow"]["run_ids"] == dict(zip(inits.INITS, ids)) and mf["mlflow"]["parent_run_id"] is None
-    assert set(mf["seeds"]) == {"input"} | {f"weights/{i}" for i in inits.INITS}
+    assert set(mf["seeds"]) == {"input", "pairs", "top_grad", "probes"} | {f"weights/{i}" for i in inits.INITS}
 
 
 def test_set_with_different_config_or_data_seed_or_missing_init(small, capsys):
@@ -196,6 +196,22 @@ def test_set_with_different_config_or_data_seed_or_missing_init(small, capsys):
     a = [ablate("uniform"), ablate("xavier"), ablate("kaiming", data_seed=7)]
     refused(capsys, [a_ for i in a for a_ in ("--run-id", i)], "differ in config", "data_seed (42 in uniform, 7 in")
     assert not (work / "projects").exists()
+
+
+def test_singles_with_biases_export_and_reproduce(small, capsys):
+    """Single walk runs with sigma_b2 > 0 each carry their own bias seed: they still form one set, the
+    folder's manifest lists every init's, and it reproduces (signal block included) bit for bit."""
+    walk, _, work = small
+    ids = [walk(i, sigma_b2=0.1, gain=1.2, activation="tanh") for i in inits.INITS]
+    assert export.run_cli([a for i in ids for a in ("--run-id", i)]) == 0
+    folder = work / "projects" / "10-variance-walk"
+    mf = manifest.read(folder / "manifest.json")
+    assert {f"biases/{i}" for i in inits.INITS} <= set(mf["seeds"]) and mf["config"]["sigma_b2"] == 0.1
+    capsys.readouterr()
+    from initstudy import reproduce
+
+    assert reproduce.cli([str(folder / "manifest.json")]) == 0
+    assert capsys.readouterr().out.startswith("reproduced bit for bit: 27 series")
 
 
 def test_existing_folder_needs_force_and_force_replaces_atomically(small, walk_singles, capsys):

@@ -91,6 +91,11 @@ def cases(store, world) -> dict:
         "sweep empty seeds": (INITSTUDY + ["sweep", "--seeds", ","], env, ["seeds", "at least one"]),
         "sweep steps with walk": (INITSTUDY + ["sweep", "--study", "walk", "--steps", "10"], env, ["steps", "ablate"]),
         "unknown parameter": (INITSTUDY + ["walk", "--bogus", "1"], env, ["unrecognized", "bogus"]),
+        "negative sigma_b2": (INITSTUDY + ["walk", "--sigma_b2", "-0.1"], env, ["sigma_b2", ">= 0"]),
+        "c0 outside (-1, 1)": (INITSTUDY + ["walk", "--c0", "1"], env, ["c0", "(-1, 1)"]),
+        "non-finite gain": (INITSTUDY + ["walk", "--gain", "nan"], env, ["gain", "finite"]),
+        "scaling width out of range": (INITSTUDY + ["scaling", "--max_width", "8192"], env,
+                                       ["max_width", "power of 2 in 2..4096"]),
         # scripts/export_run.py
         "unknown run id": (ex("--run-id", "0" * 32, "--out", out), env, ["unknown run id"]),
         "unfinished run": (ex(*[a for r in world["unfinished"] for a in ("--run-id", r)], "--out", out), env,
@@ -159,7 +164,9 @@ def refused(tmp_path_factory):
 NAMES = ["unknown init", "unknown activation", "unknown norm", "unknown dtype", "depth out of range",
          "non-numeric width", "negative lr", "momentum >= 1", "empty sweep list", "bad sweep depth",
          "non-numeric lr", "nan momentum", "batch above n_train", "sweep workers 0", "sweep unknown study",
-         "sweep unknown init", "sweep empty seeds", "sweep steps with walk", "unknown parameter", "unknown run id",
+         "sweep unknown init", "sweep empty seeds", "sweep steps with walk", "unknown parameter",
+         "negative sigma_b2", "c0 outside (-1, 1)", "non-finite gain", "scaling width out of range",
+         "unknown run id",
          "unfinished run", "mixed configs", "existing output", "escaping output path", "corrupt manifest",
          "incomplete manifest", "unreachable server (export)", "unreachable server (walk)",
          "silent server (walk)"]

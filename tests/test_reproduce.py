@@ -15,14 +15,16 @@ from initstudy import provenance, reproduce
 
 WALK = REPO / "projects" / "10-variance-walk"
 ABLATE = REPO / "projects" / "10-init-matters"
+SCALING = REPO / "projects" / "02-why-sqrt-n"
 
 
-@pytest.mark.parametrize("folder,script", [(WALK, "walk.py"), (ABLATE, "train.py")])
-def test_committed_references_reproduce_bit_for_bit(folder, script):
-    """The lab defaults (ablate: 1000 steps x 3 inits) re-run through the folder's own script."""
+@pytest.mark.parametrize("folder,script,what", [(WALK, "walk.py", "12 series"), (ABLATE, "train.py", "12 series"),
+                                               (SCALING, "why_sqrt_n.py", "79 series")])
+def test_committed_references_reproduce_bit_for_bit(folder, script, what):
+    """The lab defaults (ablate: 1000 steps x 3 inits; lab 02's whole study) re-run through the folder's own script."""
     proc = subprocess.run([sys.executable, script], cwd=folder, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("reproduced bit for bit: 12 series"), proc.stdout
+    assert proc.stdout.startswith(f"reproduced bit for bit: {what}"), proc.stdout
 
 
 @pytest.fixture

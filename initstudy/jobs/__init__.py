@@ -179,9 +179,11 @@ def finish(tracker, ids: dict, notes: dict):
     return tracker.ui_link(ids["top"])
 
 
-def add_common_arguments(parser, config_cls):
-    """--init, --tracking-uri and one --<field> per config field (all strings, validated later)."""
-    parser.add_argument("--init", default="all", help="all, or one init scheme")
+def add_common_arguments(parser, config_cls, init: bool = True):
+    """--init (unless the study has none), --tracking-uri and one --<field> per config field (all
+    strings, validated later)."""
+    if init:
+        parser.add_argument("--init", default="all", help="all, or one init scheme")
     parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
     for f in dataclasses.fields(config_cls):
         flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
@@ -190,7 +192,8 @@ def add_common_arguments(parser, config_cls):
 
 def config_from_args(config_cls, args):
     """The validated config; init is checked here too, so nothing starts on bad input."""
-    init_names(args.init)
+    if hasattr(args, "init"):
+        init_names(args.init)
     raw = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if getattr(args, f.name) is not None}
     return parse(config_cls, raw)
 

@@ -190,10 +190,10 @@ def _child_record(study, config, r, prov, date, mlflow_ids):
         from initstudy.jobs import walk as walk_job  # here: a sweep's parse loads only the ablate job (tests/test_cli.py)
 
         summary = walk_job.lab_summary([r])
-        params.update(input_seed=config.input_seed(), sigma_w2=repr(r.sigma2))
+        params.update(walk_job.child_params(config, r))
         metrics = walk_job.child_metrics(r)
-        tags = {}
-        seeds = {"input": config.input_seed(), f"weights/{r.init}": r.weight_seed}
+        tags = walk_job.child_tags(r)
+        seeds = walk_job.manifest_seeds(config, [r])
         doc = results.walk_json(cfg, [r])
         name = "results.json"
     mf = manifest.build(experiment=EXPERIMENTS[study], date=date, seed=config.seed, provenance=prov, config=cfg,

@@ -1,11 +1,16 @@
-"""`walk` (lab 00): the variance walk of every init, recorded as a parent run with a child per init."""
+"""`walk` (lab 00): the variance walk of every init, recorded as a parent run with a child per init.
+
+Beside lab 00's series each init's run records the signal-propagation quantities (walk.Signal): the
+backward gradient variance and the input pairs' correlation per layer against theory, the depth
+scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
 from initstudy import keys, manifest, notes, plots, provenance, results, tracking
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
                             mlflow_block, record, run_set, summary_metrics, today, write_text)
 from initstudy.walk import EXPERIMENT, WalkConfig, run_walk
 
-HELP = "lab 00: per-layer activation variance under each init"
+HELP = "lab 00: per-layer activation variance under each init, with gradients, correlations and the Jacobian"
+PHASE_TAG = "initstudy.phase"
 
 
 def add_arguments(parser):
@@ -24,9 +29,30 @@ def lab_summary(group) -> dict:
 
 
 def child_metrics(r) -> list:
-    """A single init's metrics: the per-layer series (step = layer index) and its summary, same keys for every init."""
-    m = [(keys.series(name), v, l) for name, series in r.series().items() for l, v in enumerate(series)]
-    return m + summary_metrics({"final_layer_variance": r.var[-1]})
+    """A single init's metrics: the per-layer series (step = layer index; lab 00's and the signal's) and
+    its summary (the depth scales that exist, the Jacobian's moments), the same keys for every init."""
+    series = {**r.series(), **r.signal.series()}
+    m = [(keys.series(name), v, l) for name, values in series.items() for l, v in enumerate(values)]
+    return m + summary_metrics({"final_layer_variance": r.var[-1], **r.signal.summary()})
+
+
+def child_params(config, r) -> dict:
+    """A single init's params beyond the config: its seeds; sigma_w2 is the mean-field n Var(W), the
+    per-weight variance is weight_variance."""
+    s = r.signal
+    return {"input_seed": config.input_seed(), "weight_seed": r.weight_seed, "sigma_w2": repr(s.sigma_w2),
+            "weight_variance": repr(r.sigma2), **{f"{k}_seed": v for k, v in config.stream_seeds().items()},
+            **({} if s.bias_seed is None else {"bias_seed": s.bias_seed})}
+
+
+def child_tags(r) -> dict:
+    return {PHASE_TAG: r.signal.scales["phase"]}
+
+
+def manifest_seeds(config, group) -> dict:
+    bias = {f"biases/{r.init}": r.signal.bias_seed for r in group if r.signal.bias_seed is not None}
+    return {"input": config.input_seed(), **{f"weights/{r.init}": r.weight_seed for r in group},
+            **config.stream_seeds(), **bias}
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
@@ -42,22 +68,22 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             names_ = [r.init for r in group]
             summary = lab_summary(group)
             run_params = {"input_seed": config.input_seed(), "init": names_[0] if len(group) == 1 else "all"}
-            metrics = []
+            metrics, tags = [], None
             if len(group) == 1:
                 r = group[0]
-                run_params.update(weight_seed=r.weight_seed, sigma_w2=repr(r.sigma2))
-                metrics = child_metrics(r)
+                run_params.update(child_params(config, r))
+                metrics, tags = child_metrics(r), child_tags(r)
             params = common_params(cfg, prov, **run_params)
             descriptions[rid] = notes.walk(group, child=len(group) == 1)
             mf = manifest.build(
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
-                seeds={"input": config.input_seed(), **{f"weights/{r.init}": r.weight_seed for r in group}},
-                results_summary=summary, mlflow=mlflow_ids)
+                seeds=manifest_seeds(config, group), results_summary=summary, mlflow=mlflow_ids)
             record(tracker, rid, params, metrics, {
                 "results.json": write_text(results.dumps(results.walk_json(cfg, group))),
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "variance.png": lambda path, g=group: plots.variance_walk(g, path, title=title),
-            })
+                "jacobian.png": lambda path, g=group: plots.jacobian_spectrum(g, path, title=title),
+            }, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}
 
