@@ -368,9 +368,7 @@ def scaling(doc: dict, mf: dict) -> str:
         "",
         *[f"- `{k}`: {_exact(v)}" for k, v in mf["results_summary"].items()],
         "",
-        f"MLflow: experiment {mf['mlflow']['experiment_id']} in `{mf['mlflow']['tracking_uri']}`; run "
-        f"`{next(iter(mf['mlflow']['run_ids'].values()))}`. git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), "
-        f"{mf['date']}.",
+        _runs(mf),
         "",
         "## Reproduce",
         "",
