@@ -129,6 +129,12 @@ def test_flatline_detector():
     crawl = ln2 + noise - np.linspace(0, 0.1, 1000)  # leaves the plateau: slow, not flat
     assert ablate.outcome_of(crawl, None, ln2) == ("trained", None)
     assert ablate.outcome_of(ln2 + noise, 17, ln2) == ("diverged", None)
+    # README: "its last 200 losses all lie within 0.02 of ln(classes)": flat for its last 150 steps only
+    # (the descent still 0.03-0.16 above ln 2 at steps 800-849) is not a flatline; flat for 210 is
+    for flat, expect in ((150, "trained"), (210, "flatlined")):
+        short = ln2 + noise
+        short[:1000 - flat] = np.linspace(3.0, ln2 + 0.03, 1000 - flat)
+        assert ablate.outcome_of(short, None, ln2)[0] == expect, flat
 
 
 def test_slope_is_least_squares():
