@@ -25,8 +25,8 @@ def walk_layers(var, pred, q):
              "saturated": False} for l in range(len(var))]
 
 
-def manifest(summary):
-    return {"results_summary": summary, "git": {"commit": "0123456789abcdef", "dirty": False}, "date": "2026-01-01",
+def manifest(experiment, summary):
+    return {"experiment": experiment, "results_summary": summary, "git": {"commit": "0123456789abcdef", "dirty": False}, "date": "2026-01-01",
             "mlflow": {"experiment_id": "1", "tracking_uri": "sqlite:///x.db", "parent_run_id": "p",
                        "run_ids": {"uniform": "u", "xavier": "x", "kaiming": "k"}}}
 
@@ -55,7 +55,7 @@ def synthetic_walk():
         pred = [1.0] + [var[l] / (1 + err[l]) for l in range(1, D + 1)]
         doc["inits"][init] = {"weight_seed": 1, "sigma_w2": s2[init],
                               "layers": walk_layers(var, pred, [g**l for l in range(D + 1)])}
-    mf = manifest({f"{i}_final_layer_variance": doc["inits"][i]["layers"][-1]["var_empirical"] for i in doc["inits"]})
+    mf = manifest("10-variance-walk", {f"{i}_final_layer_variance": doc["inits"][i]["layers"][-1]["var_empirical"] for i in doc["inits"]})
     return doc, mf
 
 
@@ -130,7 +130,7 @@ def synthetic_ablate():
                    "gain": 1.0, "lr": 1e-3, "momentum": 0.9, "batch": 64, "steps": steps, "dtype": "float32",
                    "data_seed": 42, "n_train": 1000, "n_val": 200, "eval_every": 10}}
     doc["inits"]["kaiming"]["summary"]["final_val_acc"] = 0.55
-    return doc, manifest({"steps_to_nan_uniform": 2})
+    return doc, manifest("10-init-matters", {"steps_to_nan_uniform": 2})
 
 
 def test_ablate_readme_arithmetic():
