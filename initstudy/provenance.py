@@ -83,7 +83,7 @@ def blas() -> dict:
 # OpenBLAS picks its kernels for the CPU it finds (threadpoolctl's "architecture": Haswell,
 # SkylakeX, ...), and kernels differ in how they block and fuse a dot product: the same float32
 # run gives other last bits under another (measured: the lab-01 reference, recorded under Haswell,
-# differs in 15 of 54 series under SkylakeX). This variable, read when the library loads, names the
+# differs in 8 of its 12 series under SkylakeX: tests/test_reproduce.py). This variable, read when the library loads, names the
 # kernel to use instead; an unknown name is ignored (OpenBLAS detects the CPU as usual).
 KERNEL_ENV = "OPENBLAS_CORETYPE"
 

@@ -11,6 +11,7 @@ import argparse
 import datetime
 import itertools
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -57,14 +58,19 @@ def verdict(xs, key: str) -> str:
     return ("met" if ok else "NOT met") + (f" ({m:.4f})" if round(m, 3) == target else "")
 
 
-def interleaved(fns: dict, reps: int) -> dict:
-    """{name: [seconds per rep]}: one call of each per round, rounds repeated."""
-    out = {k: [] for k in fns}
+def interleaved(fns: dict, reps: int, seed: int = 0) -> dict:
+    """{name: [seconds per rep]}: one call of each per round, in an order shuffled every round (seeded),
+    so no contender always runs after the same other one (its caches, its heat, its leftovers);
+    rounds repeated. A function that returns a float has timed itself (its setup left out): that
+    float is taken instead of the call's wall time. Index i of every list is round i: pair on it."""
+    out, order = {k: [] for k in fns}, list(fns)
+    rng = random.Random(seed)
     for _ in range(reps):
-        for k, f in fns.items():
+        rng.shuffle(order)
+        for k in order:
             t = time.perf_counter()
-            f()
-            out[k].append(time.perf_counter() - t)
+            own = fns[k]()
+            out[k].append(own if isinstance(own, float) else time.perf_counter() - t)
     return out
 
 
@@ -280,27 +286,61 @@ def compute_seconds(config) -> float:
     return time.perf_counter() - t
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+TRAIN_ONLY = ("import sys; from initstudy import provenance; from initstudy.ablate import AblateConfig, train; "
+              "_b = provenance.pin_blas_threads(); provenance.warm_up_blas(); train(AblateConfig(steps=int(sys.argv[1])), 'kaiming')")
+
+
 def bench_tracking(quick, tmp: Path):
     from initstudy.jobs import ablate as job
 
     steps, reps = 1000, (1 if quick else 5)  # the lab's run: the overlap with MLflow's start needs its length
     config = AblateConfig(steps=steps)
     counter = iter(range(1000))
-    walls = {"compute": [], "full": []}
+    cpu = {"compute": [], "full": []}
+    store_s = []
     env_before = os.environ.get("MLFLOW_EXPERIMENT_ID")
 
-    def full():
-        uri, exp = fresh_store(tmp / f"store{next(counter)}")
-        os.environ["MLFLOW_EXPERIMENT_ID"] = exp
+    def new_store():
         t = time.perf_counter()
-        job.run(config, "kaiming", uri)
-        walls["full"].append(time.perf_counter() - t)
+        uri, exp = fresh_store(tmp / f"store{next(counter)}")
+        store_s.append(time.perf_counter() - t)
+        return uri, exp
 
+    def compute():
+        c = cpu_seconds()
+        wall = compute_seconds(config)
+        cpu["compute"].append(cpu_seconds() - c)
+        return wall
+
+    def full():  # in process: MLflow imported already, the store made before the clock starts
+        uri, exp = new_store()
+        os.environ["MLFLOW_EXPERIMENT_ID"] = exp
+        c, t = cpu_seconds(), time.perf_counter()
+        job.run(config, "kaiming", uri)
+        wall = time.perf_counter() - t
+        cpu["full"].append(cpu_seconds() - c)  # the job's workers are its children: joined, so counted
+        return wall
+
+    def process(argv):  # a new process: its imports, and their contention with the training, included
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        uri, exp = new_store()
+        env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_ID=exp, PYTHONPATH=str(REPO))
+        t = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=tmp, check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    cli = lambda: process([sys.executable, "-m", "initstudy", "ablate", "--init", "kaiming", "--steps", str(steps)])  # noqa: E731
+    bare = lambda: process([sys.executable, "-c", TRAIN_ONLY, str(steps)])  # noqa: E731
     full()  # imports (mlflow, matplotlib) and first store: not counted
-    walls["full"].clear()
-    for _ in range(reps):
-        walls["compute"].append(compute_seconds(config))
-        full()
+    cpu["full"].clear()
+    store_s.clear()
+    walls = interleaved({"compute": compute, "full": full, "cli": cli, "bare": bare}, reps)
     # where the recording goes: the metrics batch alone into a fresh run
     from initstudy import tracking
     from initstudy.jobs.ablate import _ablate_metrics
@@ -329,11 +369,25 @@ def bench_tracking(quick, tmp: Path):
         imports[mod] = time.perf_counter() - t
     if env_before is None:
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-    frac = 1 - np.array(walls["compute"]) / np.array(walls["full"])  # per round: compute, then the recorded run
+    w = {k: np.array(v) for k, v in walls.items()}
+    frac = 1 - w["compute"] / w["full"]  # paired per round
+    frac_process = 1 - w["bare"] / w["cli"]
+    frac_cpu = 1 - np.array(cpu["compute"]) / np.array(cpu["full"])
     rows = [
-        (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(walls["compute"], " s"), ""),
-        ("same with full MLflow recording (jobs.ablate.run, fresh SQLite store)", fmt(walls["full"], " s"), ""),
-        ("recording / wall, per round (target <= 0.10)", fmt(frac, prec=3), verdict(frac, "recording")),
+        (f"ablate kaiming, {steps} steps, recording off (ablate.train in process)", fmt(w["compute"], " s"), ""),
+        ("same with full MLflow recording (jobs.ablate.run in process: MLflow imported, store made beforehand)",
+         fmt(w["full"], " s"), ""),
+        ("recording's wall overhead in process, 1 - off / recorded, per round (target <= 0.10): leaves out the "
+         "store's creation and `import mlflow`", fmt(frac, prec=3), verdict(frac, "recording")),
+        ("CPU spent recording, in process: 1 - CPU(off) / CPU(recorded), workers included, per round "
+         "(the 2 cores' time, not the wall)", fmt(frac_cpu, prec=3), verdict(frac_cpu, "recording")),
+        (f"new process, training only (`python -c` ablate.train, {steps} steps, imports numpy)", fmt(w["bare"], " s"), ""),
+        (f"new process, `python -m initstudy ablate --init kaiming --steps {steps}` (what MLproject runs: imports "
+         "MLflow while training, records)", fmt(w["cli"], " s"), ""),
+        ("recording / wall in a new process, 1 - training only / command, per round (target <= 0.10): import "
+         "contention included", fmt(frac_process, prec=3), verdict(frac_process, "recording")),
+        ("creating a fresh SQLite store (MlflowClient + create_experiment; a run's first use of a new store)",
+         fmt(store_s, " s"), ""),
         (f"of which: log_batch of the run's {len(metrics)} metrics alone", f"{t_metrics:.2f} s "
          f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
         ("of which: diagnostics.png + loss_curves.png (need the finished run: after the last step)",
@@ -369,8 +423,6 @@ def bench_e2e(quick, tmp: Path, config):
     reps = 1 if quick else 4
     trivial, trivial_git = trivial_project(tmp / "trivial", git=False), trivial_project(tmp / "trivial-git", git=True)
     counter = iter(range(1000))
-    walls = {"ablate": [], "trivial": [], "trivial_git": [], "compute": []}
-
     def mlflow_run(project, *params):
         uri, exp = fresh_store(tmp / f"e2e{next(counter)}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -383,13 +435,14 @@ def bench_e2e(quick, tmp: Path, config):
             raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         return wall
 
-    for _ in range(reps):  # each round: the run, the floor and the compute, so a slow spell hits all three
-        walls["ablate"].append(mlflow_run(REPO, "-e", "ablate", "-P", "init=kaiming", "-P", f"steps={config.steps}"))
-        walls["trivial_git"].append(mlflow_run(trivial_git))
-        walls["trivial"].append(mlflow_run(trivial))
-        walls["compute"].append(compute_seconds(config))
+    # each round: the run, the floors and the compute, in a shuffled order, so a slow spell hits all four
+    walls = interleaved({"ablate": lambda: mlflow_run(REPO, "-e", "ablate", "-P", "init=kaiming", "-P",
+                                                      f"steps={config.steps}"),
+                         "trivial_git": lambda: mlflow_run(trivial_git), "trivial": lambda: mlflow_run(trivial),
+                         "compute": lambda: compute_seconds(config)}, reps)
     w = {k: np.array(v) for k, v in walls.items()}
     over = (w["ablate"] - w["compute"]) / w["trivial_git"]
+    over_plain = (w["ablate"] - w["compute"]) / w["trivial"]
     return [
         (f"`mlflow run . -e ablate -P init=kaiming -P steps={config.steps} --env-manager local`",
          fmt(w["ablate"], " s"), ""),
@@ -399,7 +452,8 @@ def bench_e2e(quick, tmp: Path, config):
         ("the same training in process (ablate.train), in the same rounds", fmt(w["compute"], " s"), ""),
         ("(ablate wall - compute) / trivial wall (git checkout), per round (target <= 1.2)", fmt(over, prec=3),
          verdict(over, "mlflow_run")),
-        ("the same against the plain-folder trivial project", fmt((w["ablate"] - w["compute"]) / w["trivial"]), ""),
+        ("the same against the plain-folder trivial project, per round (target <= 1.2)", fmt(over_plain, prec=3),
+         verdict(over_plain, "mlflow_run")),
     ]
 
 
@@ -410,40 +464,36 @@ def bench_scale(quick):
     config = AblateConfig(steps=steps)
     names = ["uniform", "xavier", "kaiming"]
     ds = ablate.dataset(config)
-    walls = {"sequential": [], "parallel": [], "alone": [], "pair": []}
     results = {}
 
     def workers(key, inits):  # only the trainings in their workers, start included
-        t = time.perf_counter()
         with parallel.Trainings(config, ds, inits) as tr:
-            out = tr.results()
-        walls[key].append(time.perf_counter() - t)
-        return out
+            results[key] = tr.results()
 
     def sequential():
-        t = time.perf_counter()
-        results["seq"] = {n: ablate.train(config, n, ds) for n in names}
-        walls["sequential"].append(time.perf_counter() - t)
+        results["sequential"] = {n: ablate.train(config, n, ds) for n in names}
 
-    for _ in range(reps):
-        sequential()
-        results["par"] = workers("parallel", names)
-        workers("alone", ["kaiming"])  # the other core idle
-        workers("pair", ["xavier", "kaiming"])  # both cores busy: what they cost each other
-    same = all(np.array_equal(results["seq"][n].losses, results["par"][n].losses, equal_nan=True) for n in names)
-    ratio = np.array(walls["parallel"]) / np.median(walls["sequential"])
-    per_init = {n: r.outcome for n, r in results["seq"].items()}
+    # one of each per round, in a shuffled order; the ratios pair the parallel and the sequential of a round
+    walls = interleaved({"sequential": sequential, "parallel": lambda: workers("parallel", names),
+                         "alone": lambda: workers("alone", ["kaiming"]),  # the other core idle
+                         "pair": lambda: workers("pair", ["xavier", "kaiming"])},  # both cores busy
+                        reps)
+    walls = {k: np.array(v) for k, v in walls.items()}
+    seq, par = results["sequential"], results["parallel"]
+    same = all(np.array_equal(seq[n].losses, par[n].losses, equal_nan=True) for n in names)
+    ratio = walls["parallel"] / walls["sequential"]
+    per_init = {n: r.outcome for n, r in seq.items()}
     rows = [
         (f"three inits, {steps} steps, sequential in process ({', '.join(f'{k} {v}' for k, v in per_init.items())})",
          fmt(walls["sequential"], " s"), ""),
         (f"same, {parallel.workers_for(3)} worker processes incl. their start (bit-identical: {same})",
          fmt(walls["parallel"], " s"), ""),
-        ("parallel / sequential (target <= 0.6)", fmt(ratio, prec=3), verdict(ratio, "parallel")),
+        ("parallel / sequential, paired per round (target <= 0.6)", fmt(ratio, prec=3), verdict(ratio, "parallel")),
         ("bound: kaiming alone in one worker (other core idle)", fmt(walls["alone"], " s"), ""),
         ("bound: xavier and kaiming in two workers at once (both cores busy)", fmt(walls["pair"], " s"), ""),
-        ("two busy cores slow each other: pair / alone", fmt(np.array(walls["pair"]) / np.median(walls["alone"])), ""),
-        ("best parallel / sequential this machine allows: pair / sequential",
-         fmt(np.array(walls["pair"]) / np.median(walls["sequential"])), ""),
+        ("two busy cores slow each other: pair / alone, per round", fmt(walls["pair"] / walls["alone"]), ""),
+        ("best parallel / sequential this machine allows: pair / sequential, per round",
+         fmt(walls["pair"] / walls["sequential"]), ""),
     ]
     base = None
     for width in (256, 512, 1024, 2048, 4096):

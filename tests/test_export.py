@@ -33,6 +33,9 @@ def lab(tmp_path_factory):
         procs = list(pool.map(lambda e: mlflow_run(store, e[0], **e[1]), [("walk", {}), ("ablate", {"steps": STEPS})]))
     for proc in procs:
         assert proc.returncode == 0, proc.stderr[-3000:]
+    # the README's ReLU check: a ReLU walk of the same shape and seed, through the command MLproject runs
+    relu = initstudy("walk", "--activation", "relu", env=store.env())
+    assert relu.returncode == 0, relu.stderr[-3000:]
     work = root / "work"
     work.mkdir()
     proc = export_run(env=store.env(), cwd=work)
@@ -40,9 +43,17 @@ def lab(tmp_path_factory):
     return store, work / "projects"
 
 
+def lab_parent(store, experiment, activation=None):
+    """The lab's parent run: the exported (lab-default) one, or the walk of `activation` (the ReLU companion)."""
+    want = activation or ("linear" if experiment == "10-variance-walk" else "relu")
+    (run,) = [r for r in store.runs(f"tags.`initstudy.experiment` = '{experiment}' and tags.`initstudy.role` = 'parent'")
+              if r.data.params["activation"] == want]
+    return run
+
+
 def child_metrics(store, experiment):
     out = {}
-    for r in store.runs(f"tags.`initstudy.experiment` = '{experiment}' and tags.`initstudy.role` = 'child'"):
+    for r in store.runs(f"tags.`mlflow.parentRunId` = '{lab_parent(store, experiment).info.run_id}'"):
         out[r.data.tags["initstudy.init"]] = r.data.metrics
     return out
 
@@ -56,7 +67,7 @@ def test_five_files_per_folder_and_manifest(lab):
         mf = manifest.read(folder / "manifest.json")
         assert set(manifest.REQUIRED) <= set(mf) and mf["experiment"] == experiment
         assert mf["config"]["inits"] == list(inits.INITS) and mf["config"]["hidden_dim"] == 256
-        parent = store.runs(f"tags.`initstudy.experiment` = '{experiment}' and tags.`initstudy.role` = 'parent'")[0]
+        parent = lab_parent(store, experiment)
         assert mf["mlflow"]["parent_run_id"] == parent.info.run_id
         children = store.runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
         assert mf["mlflow"]["run_ids"] == {r.data.tags["initstudy.init"]: r.info.run_id for r in children}
@@ -84,6 +95,21 @@ def test_readme_numbers_are_the_runs_metrics(lab):
     assert f"not finite first at step {int(nan_step)}" in ablate_readme
 
 
+def test_walk_readme_quotes_the_relu_walk(lab):
+    """export.relu_companion finds the ReLU walk; readme.walk quotes its run and its per-layer factors
+    (var_20 / var_1)^(1/19), computed here from the run's own results.json."""
+    store, projects = lab
+    relu = lab_parent(store, "10-variance-walk", "relu")
+    doc = json.loads(store.download(relu.info.run_id, "results.json").read_text())
+    text = (projects / "10-variance-walk" / "README.md").read_text()
+    labels = {i: inits.INITS[i].label for i in inits.INITS}
+    var = {i: [l["var_empirical"] for l in doc["inits"][i]["layers"]] for i in inits.INITS}
+    quoted = ", ".join(f"{labels[i]} ×{(var[i][20] / var[i][1]) ** (1 / 19):.4g} per layer (final {var[i][20]:.4g})"
+                       for i in inits.INITS)
+    assert f"Measured with ReLU (walk run `{relu.info.run_id}`, same shape and seed): {quoted};" in text
+    assert 0.9 < (var["kaiming"][20] / var["kaiming"][1]) ** (1 / 19) < 1.1  # Kaiming holds under ReLU
+
+
 def test_export_matches_the_run_artifacts_and_is_byte_identical(lab, tmp_path, monkeypatch):
     store, projects = lab
     monkeypatch.chdir(tmp_path)
@@ -91,7 +117,7 @@ def test_export_matches_the_run_artifacts_and_is_byte_identical(lab, tmp_path, m
     for experiment, files in FILES.items():
         for name in files:
             assert (tmp_path / "again" / experiment / name).read_bytes() == (projects / experiment / name).read_bytes()
-    parent = store.runs("tags.`initstudy.experiment` = '10-variance-walk' and tags.`initstudy.role` = 'parent'")[0]
+    parent = lab_parent(store, "10-variance-walk")
     for name in ("results.json", "variance.png"):  # the plot re-drawn from results.json
         assert store.download(parent.info.run_id, name).read_bytes() == (projects / "10-variance-walk" / name).read_bytes()
     # the manifest is the run's, but for the store: a local path (sqlite:////tmp/...) is left out, the run ids stay

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def reference(config, init, ds):
-    """(losses, diag rows, val losses, hidden outputs/grads at the end, model) by plain nn.py."""
+    """(losses, diag rows, [(val step, (loss, acc))], hidden outputs/grads at the end, model) by plain nn.py;
+    validation every eval_every steps before the update and once more after the last update."""
     model = ablate.build_model(config, init)
     opt = nn.SGD(model.params(), config.lr, config.momentum)
     batches = data.batch_stream(config.data_seed, config.n_train, config.batch)
@@ -29,7 +30,7 @@ def reference(config, init, ds):
     with np.errstate(all="ignore"):
         for s in range(config.steps):
             if s % config.eval_every == 0:
-                val.append(nn.evaluate(model, ds.x_val, ds.y_val))
+                val.append((s, nn.evaluate(model, ds.x_val, ds.y_val)))
             idx = next(batches)
             loss, dlogits = nn.cross_entropy(model.forward(ds.x_train[idx]), ds.y_train[idx])
             losses.append(loss)
@@ -39,7 +40,10 @@ def reference(config, init, ds):
             opt.step(model.params())
             if s % config.diag_every == 0:
                 diag.append(diagnostics.layer_stats(model, opt))
-    hidden = [(last.out.copy(), last.grad_out.copy()) for _, last, _ in model.blocks[:-1]]
+        hidden = [(last.out.copy(), last.grad_out.copy()) for _, last, _ in model.blocks[:-1]]
+        updates = len(losses) - (not np.isfinite(losses[-1]))
+        if val[-1][0] != updates:  # the model as training left it: where final_val_acc comes from
+            val.append((updates, nn.evaluate(model, ds.x_val, ds.y_val)))
     return np.array(losses, float), diag, val, hidden, model
 
 
@@ -70,7 +74,9 @@ def test_fast_core_is_bit_identical_to_the_reference(config, init):
 
     n = len(losses)
     assert same(r.losses[:n], losses) and np.all(np.isnan(r.losses[n:]))
-    assert same(r.val_loss[:len(val)], [v for v, _ in val]) and same(r.val_acc[:len(val)], [a for _, a in val])
+    assert same(r.val_steps, [s for s, _ in val]) and val[-1][0] > val[-2][0]
+    assert same(r.val_loss, [v for _, (v, _) in val]) and same(r.val_acc, [a for _, (_, a) in val])
+    assert r.final_val_acc == val[-1][1][1]
     for k in diagnostics.STATS:
         assert same(r.diag[k], np.array([d[k] for d in diag]).reshape(len(diag), config.depth)), k
     for lin, W, b in zip(model.linears, core.W, core.b):

@@ -51,7 +51,7 @@ def test_signal_mid_training_flushes_and_closes(store, sig, via):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0, err[-3000:]
     run = store.client.get_run(run.info.run_id)
-    assert run.info.status in ("KILLED", "FAILED"), run.info.status
+    assert run.info.status == "KILLED", run.info.status  # the README: "runs closed as KILLED"
     hist = sorted(store.client.get_metric_history(run.info.run_id, keys.series("loss")), key=lambda m: m.step)
     assert len(hist) >= max(seen, 100), (len(hist), seen, err[-3000:])  # what was computed is there...
     assert len(hist) < KILL_CONFIG["steps"]  # ...and the run really was cut short

@@ -68,15 +68,42 @@ def test_batchnorm_train_mode():
     check_layer(bn, rng.standard_normal((8, 5)) * 3 + 1, [("gamma", "grad_gamma"), ("beta", "grad_beta")])
 
 
-def test_batchnorm_eval_mode_uses_running_statistics():
+def test_batchnorm_eval_mode_normalises_with_independently_computed_statistics():
+    """Eval mode's oracle is not the layer's own running_mean/var: the running statistics are
+    recomputed here from the batches by the documented rule (momentum 0.1, unbiased variance), and
+    the eval output must be gamma (x - mean) / sqrt(var + eps) + beta with those, row by row."""
     rng = np.random.default_rng(0)
     bn = nn.BatchNorm1d(4)
-    x = rng.standard_normal((16, 4)) * 2 + 3
-    bn.forward(x)
+    bn.gamma[:] = rng.standard_normal(4)
+    bn.beta[:] = rng.standard_normal(4)
+    mean, var = np.zeros(4), np.ones(4)  # PyTorch's initial running statistics
+    for _ in range(5):
+        x = rng.standard_normal((16, 4)) * 2 + 3
+        bn.forward(x)
+        mu = x.sum(0) / 16
+        mean = 0.9 * mean + 0.1 * mu
+        var = 0.9 * var + 0.1 * ((x - mu) ** 2).sum(0) / 15
     bn.training = False
-    check_layer(bn, rng.standard_normal((6, 4)))
-    expect = (x[:2] - bn.running_mean) / np.sqrt(bn.running_var + bn.eps)
-    np.testing.assert_allclose(bn.forward(x[:2]), expect)
+    probe = rng.standard_normal((6, 4)) * 2 + 3
+    expect = bn.gamma * (probe - mean) / np.sqrt(var + 1e-5) + bn.beta
+    np.testing.assert_allclose(bn.forward(probe), expect, rtol=1e-12)
+    np.testing.assert_allclose(bn.forward(probe[2:3]), expect[2:3], rtol=1e-12)  # no batch statistics used
+    np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-12)  # and eval mode left them as they were
+    check_layer(bn, probe, [("gamma", "grad_gamma"), ("beta", "grad_beta")])
+
+
+def test_batchnorm_one_update_at_momentum_0_1_is_pytorchs():
+    """running = (1 - m) running + m batch_stat, m = 0.1, with the unbiased batch variance (n - 1).
+    At m = 0.5 the swapped convention (m running + (1 - m) batch) would give the same numbers; at 0.1
+    it does not, and neither does the biased variance (n = 8: a factor 8/7)."""
+    x = np.array([[1.0, -2.0], [3.0, 0.0], [2.0, 4.0], [0.0, 1.0], [5.0, -1.0], [1.0, 2.0], [2.0, 0.0], [2.0, 4.0]])
+    bn = nn.BatchNorm1d(2, momentum=0.1)
+    bn.running_mean[:] = [10.0, -10.0]
+    bn.running_var[:] = [4.0, 0.5]
+    bn.forward(x)
+    # by hand: column means 2 and 1; sums of squared deviations 16 and 34 over n - 1 = 7
+    np.testing.assert_allclose(bn.running_mean, [0.9 * 10 + 0.1 * 2, 0.9 * -10 + 0.1 * 1], rtol=1e-15)
+    np.testing.assert_allclose(bn.running_var, [0.9 * 4 + 0.1 * 16 / 7, 0.9 * 0.5 + 0.1 * 34 / 7], rtol=1e-15)
 
 
 def test_batchnorm_running_variance_tracks_the_variance_not_the_mean():
@@ -119,6 +146,66 @@ def test_mlp_end_to_end_gradient():
     model.backward(d)
     for p, g in model.params():
         np.testing.assert_allclose(g, numeric_grad(loss, p), rtol=1e-5, atol=1e-8)
+
+
+def test_relu_mlp_without_norm_float64_gradient():
+    """The fast core's own configuration (ReLU, no norm, float64): the nn.py reference and the fast
+    core's kept grads, both against central differences of the loss."""
+    from initstudy import fastmlp
+
+    rng = np.random.default_rng(3)
+    model = nn.MLP.build(rng, depth=4, width=7, input_dim=5, classes=3, activation="relu", init="kaiming")
+    for lin in model.linears:
+        lin.bias[:] = rng.standard_normal(lin.bias.shape) * 0.1
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+
+    def loss():
+        return nn.cross_entropy(model.forward(x), y)[0]
+
+    model.forward(x)
+    assert min(np.min(np.abs(l.out)) for l in model.linears[:-1]) > 100 * EPS  # no unit near ReLU's kink
+    _, d = nn.cross_entropy(model.forward(x), y)
+    model.backward(d)
+    numeric = [numeric_grad(loss, p) for p, _ in model.params()]
+    for (p, g), n in zip(model.params(), numeric):
+        assert p.dtype == np.float64
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-9)
+    core = fastmlp.FastMLP(model, lr=0.0, momentum=0.0, batch=6)  # lr 0: the weights stay where numeric was taken
+    dl = core.loss(x, y, np.arange(6))[1]
+    core.backward_update(dl, keep_grads=True)
+    for (_, g), n in zip(core.params(), numeric):
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-9)
+
+
+def test_layer_stats_by_hand_on_a_tiny_model():
+    """x (2x2) -> Linear W1 (2x3) -> ReLU -> Linear W2 (3x2), biases 0, dlogits D given. By hand:
+    z1 = [[3, 1, -1], [2, -4, -3]], h1 = [[3, 1, 0], [2, 0, 0]] (unit 3 dead: sat 1/3), logits
+    [[3, 1], [2, 0]]; dh1 = D W2^T = [[1, -1, 0], [0, 2, 2]], dW1 = [[1, -1, 0], [2, -2, 0]],
+    dW2 = [[3, 1], [1, -1], [0, 0]]."""
+    from initstudy import diagnostics
+
+    x = np.array([[1.0, 2.0], [3.0, -1.0]])
+    w1 = np.array([[1.0, -1.0, -1.0], [1.0, 1.0, 0.0]])
+    w2 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    d = np.array([[1.0, -1.0], [0.0, 2.0]])
+    model = nn.MLP([nn.Linear(w1.copy()), nn.ReLU(), nn.Linear(w2.copy())])
+    model.forward(x)
+    model.backward(d)
+    s = diagnostics.layer_stats(model)
+    np.testing.assert_allclose(s["act_mean"], [1.0, 1.5], rtol=1e-15)
+    np.testing.assert_allclose(s["act_std"], [np.sqrt(4 / 3), np.sqrt(1.25)], rtol=1e-15)
+    np.testing.assert_array_equal(s["sat"], [1 / 3, 0.0])
+    np.testing.assert_allclose(s["grad_mean"], [2 / 3, 0.5], rtol=1e-15)
+    np.testing.assert_allclose(s["grad_std"], [np.sqrt(11) / 3, np.sqrt(1.25)], rtol=1e-15)
+    # std(dW1) = sqrt(5/3), std(W1) = sqrt(29)/6; std(dW2) = sqrt(14)/3, std(W2) = sqrt(2)/3
+    np.testing.assert_allclose(s["grad_data"], [np.sqrt(5 / 3) * 6 / np.sqrt(29), np.sqrt(7)], rtol=1e-14)
+    assert np.all(np.isnan(s["update_data"]))  # no optimizer, no update
+    opt = nn.SGD(model.params(), lr=0.1, momentum=0.9)
+    opt.step(model.params())  # first step: v = g, update 0.1 g, W <- W - 0.1 g
+    s = diagnostics.layer_stats(model, opt)
+    g1, g2 = np.array([[1.0, -1.0, 0.0], [2.0, -2.0, 0.0]]), np.array([[3.0, 1.0], [1.0, -1.0], [0.0, 0.0]])
+    expect = [np.log10(0.1 * np.sqrt(5 / 3) / np.std(w1 - 0.1 * g1)), np.log10(0.1 * np.sqrt(14) / 3 / np.std(w2 - 0.1 * g2))]
+    np.testing.assert_allclose(s["update_data"], expect, rtol=1e-13)
 
 
 def test_sgd_momentum_is_pytorch_form():

@@ -140,6 +140,8 @@ def refused(tmp_path_factory):
     world["corrupt"] = clone_set(store, children, _corrupt)
     before_runs = {r.info.run_id: (r.info.status, r.data.metrics, r.data.params) for r in store.runs()}
     before_out = tree_digest(world["out"])
+    escape = (REPO / "../../escape").resolve()  # where the refused `--out ../../escape` (cwd REPO) points
+    assert not escape.exists(), f"{escape} exists before the test: remove it"
     silent = socket.socket()  # accepts connections (the kernel's backlog), never answers: a wrong URI's hang
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
@@ -158,7 +160,7 @@ def refused(tmp_path_factory):
     done.update(map(go, timed.items()))  # one at a time: their latency is measured
     silent.close()
     return {"store": store, "world": world, "done": done, "before_runs": before_runs, "before_out": before_out,
-            "root": root}
+            "root": root, "escape": escape}
 
 
 NAMES = ["unknown init", "unknown activation", "unknown norm", "unknown dtype", "depth out of range",
@@ -186,7 +188,8 @@ def test_refused_with_one_line(refused, name):
 def test_existing_data_untouched(refused):
     store = refused["store"]
     assert tree_digest(refused["world"]["out"]) == refused["before_out"]
-    assert not (refused["root"].parent / "escape").exists() and not (REPO.parent / "escape").exists()
+    # `--out ../../escape`, run in REPO, resolves two levels up: nothing may appear there
+    assert not refused["escape"].exists(), refused["escape"]
     now = {r.info.run_id: (r.info.status, r.data.metrics, r.data.params) for r in store.runs()}
     for rid, before in refused["before_runs"].items():
         assert now[rid] == before, rid

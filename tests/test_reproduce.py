@@ -146,3 +146,38 @@ def test_missing_results_file_and_bad_tolerance(walk_copy):
     proc = subprocess.run([sys.executable, "walk.py"], cwd=walk_copy, capture_output=True, text=True, timeout=120)
     assert_refused(proc, "results.json")
     assert proc.returncode == 2 and proc.stderr.startswith("walk.py: error: "), proc.stderr
+
+
+UNDER_SKYLAKEX = """
+import json, sys
+import numpy as np
+from initstudy import provenance, reproduce
+kernel = provenance.blas()["architecture"]
+_, config, recorded = reproduce.load(sys.argv[1])
+now, _ = reproduce.rerun(config, list(recorded["inits"]))
+a, b = reproduce.series_of(recorded), reproduce.series_of(now)
+print(json.dumps({"kernel": kernel, "series": len(a),
+                  "differ": sorted(k for k in a if not np.array_equal(a[k], b[k], equal_nan=True))}))
+"""
+
+
+def test_the_ablate_reference_differs_in_8_of_its_12_series_under_skylakex():
+    """README: the float32 ablate reference, recorded under Haswell, differs in 8 of its 12 series under
+    SkylakeX (every loss and val_loss, Xavier's and Kaiming's val_acc; not the val steps, nor the
+    diverged uniform's val_acc): re-run in a process of its own with OPENBLAS_CORETYPE=SkylakeX, where
+    this CPU runs that kernel (AVX-512); skipped with the reason elsewhere. ~15-40 s."""
+    here = provenance.blas()
+    if here["library"] != "openblas" or platform.machine() != "x86_64":
+        pytest.skip(f"needs OpenBLAS on x86-64 to run both kernels (here: {here['library']} on {platform.machine()})")
+    assert json.loads((ABLATE / "manifest.json").read_text())["blas"]["architecture"] == "Haswell"
+    proc = subprocess.run([sys.executable, "-c", UNDER_SKYLAKEX, str(ABLATE / "manifest.json")], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, provenance.KERNEL_ENV: "SkylakeX"})
+    if proc.returncode < 0:
+        pytest.skip(f"this CPU cannot run OpenBLAS's SkylakeX kernel (AVX-512): the child died of signal {-proc.returncode}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    if out["kernel"] != "SkylakeX":
+        pytest.skip(f"OpenBLAS chose {out['kernel']}, not SkylakeX, under {provenance.KERNEL_ENV}=SkylakeX on this CPU")
+    assert out["series"] == 12
+    assert len(out["differ"]) == 8, out["differ"]
+    assert not any(k.endswith("val_step") for k in out["differ"]) and "uniform/val_acc" not in out["differ"]

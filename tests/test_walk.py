@@ -1,21 +1,37 @@
+import functools
 import json
+import zlib
 
 import numpy as np
 import pytest
 
-from initstudy import inits, nn, results, seeds
-from initstudy.walk import WalkConfig, input_batch, run_walk
+from initstudy import inits, provenance, results
+from initstudy.walk import WalkConfig, run_walk
+
+
+def stream_seed(base, name):
+    """The documented derivation (README, seeds.py's docstring): SeedSequence(base, spawn_key=(crc32(name),)),
+    one 64-bit word, shifted to 63 bits; written here from the description, not imported."""
+    ss = np.random.SeedSequence(entropy=base, spawn_key=(zlib.crc32(name.encode()),))
+    return int(ss.generate_state(1, np.uint64)[0]) >> 1
+
+
+SIGMA2 = {"uniform": 1 / 12, "xavier": 1 / 256, "kaiming": 2 / 256}  # width 256; U[-0.5, 0.5] has a^2/3
+PHI = {"linear": lambda z: z, "relu": lambda z: np.where(z > 0, z, 0.0), "tanh": np.tanh}
 
 
 def forward_again(config, init):
-    """An independent float64 forward of the same draw, keeping each layer's input h."""
-    rng = seeds.rng(config.weight_seed(init))
-    phi = nn.ACTIVATIONS[config.activation].fn
-    z = input_batch(config).astype(float)
+    """An independent float64 forward of the same draw from the documented recipe (the input
+    N(0, 1) from the stream "walk/input", layer l's weights the l-th draw of the stream
+    "walk/weights/<init>", N(0, 1) x sqrt(sigma2) or U[-0.5, 0.5]); keeps each layer's input h."""
+    assert config.width == 256 and config.input_variance == 1.0
+    z = np.random.default_rng(stream_seed(config.seed, "walk/input")).standard_normal((config.batch, config.width))
+    rng = np.random.default_rng(stream_seed(config.seed, f"walk/weights/{init}"))
+    n = config.width
     hs, zs = [], [z]
     for l in range(1, config.depth + 1):
-        w = inits.sample_weights(init, rng, config.width, config.width)
-        h = z if l == 1 else phi(z)
+        w = rng.uniform(-0.5, 0.5, (n, n)) if init == "uniform" else rng.standard_normal((n, n)) * np.sqrt(SIGMA2[init])
+        h = z if l == 1 else PHI[config.activation](z)
         z = h @ w
         hs.append(h)
         zs.append(z)
@@ -30,7 +46,8 @@ def test_one_step_prediction_within_its_sampling_error(activation, init):
     For i.i.d. h that s.d. is ~1.2 % at width 256, batch 64; ReLU's correlated h make it larger."""
     config = WalkConfig(activation=activation, seed=7)
     r = run_walk(config, init, signal=False)  # lab 00's series only (the signal block: test_walk_signal.py)
-    s2, n, B = r.sigma2, config.width, config.batch
+    s2, n, B = SIGMA2[init], config.width, config.batch
+    assert r.weight_seed == stream_seed(config.seed, f"walk/weights/{init}")
     hs, zs = forward_again(config, init)
     for l, h in enumerate(hs, start=1):
         g = h @ h.T
@@ -40,17 +57,45 @@ def test_one_step_prediction_within_its_sampling_error(activation, init):
         assert r.var[l] == pytest.approx(np.var(zs[l]), rel=1e-9)
 
 
-@pytest.mark.parametrize("activation,kappa", [("linear", 2), ("tanh", 2), ("relu", 5)])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_closed_form_within_finite_width_tolerance(activation, kappa, seed):
-    """log(var_l / q_l) is a random walk with per-layer variance ~kappa/n (kappa = 2 for a linear
-    net, ~5 for ReLU: Hanin & Nica 2019), so the tolerance grows like sqrt(l/n); 3 s.d. allowed."""
-    config = WalkConfig(activation=activation, seed=seed)
-    for init in inits.INITS:
-        r = run_walk(config, init, signal=False)
-        l = np.arange(1, config.depth + 1)
-        err = np.abs(np.log(r.var[1:] / r.var_theory[1:]))
-        assert np.all(err < 3 * np.sqrt(kappa * l / config.width)), (init, err)
+# Seeds per init, and the bound on |log(mean over seeds and inits of var_l / q_l)| at every layer l.
+# The mean, not the mean log: for linear and ReLU nets E[var_l] = q_l exactly at any width (the
+# weights are independent of the layer's input), while E[log] drifts down by Var(log)/2 (-0.2 at
+# layer 20 with ReLU). Linear and ReLU are homogeneous, so their three inits are pooled; tanh's are
+# not. The noise (s.d. of the per-walk ratio at layer 20: ~0.1 linear, ~0.5 ReLU, <0.07 tanh) sets
+# the seeds and the bound (measured max: linear 0.014, tanh 0.049 (Xavier), ReLU 0.051); a systematic
+# 2 % per-layer error adds log(1.02) l = 0.40 at layer 20 (measured: 0.35-0.45 with it).
+CLOSED_FORM_CHECK = {"linear": (8, 0.1), "tanh": (8, 0.1), "relu": (48, 0.2)}
+
+
+@functools.cache
+def walk_ratios(activation):
+    """{init: (seeds, depth) array of var_l / q_l, l = 1..depth}, BLAS on one thread."""
+    seeds_, _ = CLOSED_FORM_CHECK[activation]
+    with provenance.pin_blas_threads():
+        return {init: np.array([(lambda r: r.var[1:] / r.var_theory[1:])(run_walk(WalkConfig(activation=activation,
+                                                                                            seed=1000 + s), init, signal=False))
+                                for s in range(seeds_)]) for init in inits.INITS}
+
+
+def mean_log_errors(activation, factor=1.0):
+    """log of the seed-averaged var_l / q_l per layer (pooled over the inits for linear and ReLU), with
+    `factor`^l applied to the measured variance: the check's power against a systematic error."""
+    ratios = walk_ratios(activation)
+    l = np.arange(1, next(iter(ratios.values())).shape[1] + 1)
+    groups = {"pooled": list(ratios.values())} if activation != "tanh" else {i: [r] for i, r in ratios.items()}
+    return {g: np.log(np.mean(np.concatenate(rs) * factor**l, axis=0)) for g, rs in groups.items()}
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh", "relu"])
+def test_closed_form_is_unbiased_over_seeds(activation):
+    """One walk's log(var_l / q_l) does a random walk (per-layer s.d. up to ~sqrt(2/n)), so a single
+    seed allows a wide band; the seed average is bounded tightly at every layer, and a systematic 2 %
+    per-layer error, 1.02^l or 1.02^-l, on the same walks breaks the bound."""
+    _, bound = CLOSED_FORM_CHECK[activation]
+    for group, m in mean_log_errors(activation).items():
+        assert np.max(np.abs(m)) < bound, (group, np.round(m, 3))
+    for factor in (1.02, 1 / 1.02):
+        assert all(np.max(np.abs(m)) > bound for m in mean_log_errors(activation, factor).values()), factor
 
 
 def test_growth_factors_are_the_theorys_not_the_labs_sentence():
