@@ -109,13 +109,14 @@ def test_ablate_on_a_real_set_is_recorded_and_reproduces(store, tmp_path, name):
     (run,) = store.runs()
     (inp,) = run.inputs.dataset_inputs
     assert inp.dataset.name == data.label(name, 42) and inp.dataset.digest == run.data.params["dataset_digest"]
-    assert run.data.params["data"] == name and run.data.params["input_dim"] == str(AblateConfig(data=name).input_dim)
+    p, config = run.data.params, AblateConfig(data=name)
+    assert p["data"] == name and p["input_dim"] == p["data.input_dim"] == str(config.input_dim)
+    assert p["data.n_train"] == str(config.n_train) and p["data.sha256"] == data.sha256(ablate.dataset(config))
     folder = tmp_path / "folder"
     folder.mkdir()
     for f in ("manifest.json", "losses.json"):
         shutil.copy(store.download(run.info.run_id, f), folder / f)
     mf = json.loads((folder / "manifest.json").read_text())
-    config = AblateConfig(data=name)
     assert mf["config"]["data"] == name and mf["data"]["name"] == name
     assert mf["data"]["dataset_digest"] == inp.dataset.digest
     assert mf["data"]["sha256"] == data.sha256(ablate.dataset(config))

@@ -114,7 +114,9 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
             params = {**common_params(cfg, prov), "dataset_digest": digest,
-                      "init": names_[0] if len(group) == 1 else "all"}
+                      "init": names_[0] if len(group) == 1 else "all",
+                      # the shape as resolved (`mlflow run` has logged input_dim etc. as given: 0 = the dataset's)
+                      **{f"data.{k}": v for k, v in config.shape().items()}, "data.sha256": data_block["sha256"]}
             metrics, tags, artifacts = [], {}, {}
             if len(group) == 1:
                 r = group[0]
