@@ -9,7 +9,7 @@ with the package's arguments, except `seed` = our data_seed (42 by default, the 
 the paper's set). Never its get_dataset, which downloads. Its train/test split is kept: val = its test.
 
 digits: scikit-learn's bundled 8x8 digits (the 1797 images load_digits returns, read from the file it
-reads, without importing scikit-learn: ~3 s). Pixels / 16 -> [0, 1]. Fixed split, no seed: the first
+reads, without importing scikit-learn, which takes seconds). Pixels / 16 -> [0, 1]. Fixed split, no seed: the first
 1347 in file order train, the last 450 (25 %, train_test_split's default fraction) val.
 """
 import hashlib
