@@ -1,4 +1,4 @@
-"""Lab 01, the init ablation: train a deep MLP on the synthetic set under one init.
+"""Lab 01, the init ablation: train a deep MLP on a dataset (lab 01's synthetic set by default) under one init.
 
 Pure: AblateConfig + init in, AblateResult out (arrays and numbers). The data and the batch order
 come from `data_seed` and are the same for every init; the weights from a seed derived per init.
@@ -28,8 +28,9 @@ FLAT_SLOPE = 1e-5
 class AblateConfig:
     depth: int = 12
     width: int = 256
-    input_dim: int = 256
-    classes: int = 2
+    data: str = "synthetic"  # a name in data.DATASETS
+    input_dim: int = 0  # input_dim, classes, n_train, n_val: 0 = the dataset's (synthetic: 256, 2, 1000, 200);
+    classes: int = 0  # synthetic takes any, a real set's are fixed (stating them is allowed, changing them is not)
     activation: str = "relu"
     norm: str = "none"
     gain: float = 1.0
@@ -40,12 +41,23 @@ class AblateConfig:
     dtype: str = "float32"
     seed: int = 42
     data_seed: int = 42
-    n_train: int = 1000
-    n_val: int = 200
+    n_train: int = 0
+    n_val: int = 0
     eval_every: int = 10
     diag_every: int = 10
 
+    def __post_init__(self):  # the shape the dataset gives where none was asked for
+        if self.data in data.DATASETS:
+            for k, v in data.DATASETS[self.data].shape.items():
+                if getattr(self, k) == 0:
+                    object.__setattr__(self, k, v)
+
     def validate(self):
+        src = data.source(self.data)
+        for k in data.SHAPE_KEYS:
+            if src.fixed and getattr(self, k) != src.shape[k]:
+                raise ConfigError(f"{k}={getattr(self, k)} contradicts data={self.data}, whose {k} is "
+                                  f"{src.shape[k]}; leave {k} at 0 (the dataset's)")
         for name in ("depth", "width", "input_dim", "batch", "steps", "n_train", "n_val", "eval_every",
                      "diag_every", "gain", "lr"):
             positive(name, getattr(self, name))
@@ -64,9 +76,13 @@ class AblateConfig:
         return seeds.derive_seed(self.seed, f"ablate/weights/{init}")
 
     def stream_seeds(self) -> dict:
-        """The seeds data.py derives from data_seed, recorded so a reader need not re-derive them."""
-        return {"data_seed": self.data_seed, "data": seeds.derive_seed(self.data_seed, "data"),
+        """The seeds data.py derives from data_seed, recorded so a reader need not re-derive them
+        ("data": the seed the set's generator got: mnist1d's is data_seed itself, digits has none)."""
+        return {"data_seed": self.data_seed, "data": data.source(self.data).seed(self.data_seed),
                 "batches": seeds.derive_seed(self.data_seed, "batches")}
+
+    def shape(self) -> dict:
+        return {k: getattr(self, k) for k in data.SHAPE_KEYS}
 
 
 @dataclass
@@ -141,8 +157,7 @@ def build_model(config: AblateConfig, init: str) -> nn.MLP:
 
 
 def dataset(config: AblateConfig) -> data.Dataset:
-    return data.synthetic(config.data_seed, config.n_train, config.n_val, config.input_dim, config.classes,
-                          config.dtype)
+    return data.load(config.data, config.data_seed, config.shape(), config.dtype)
 
 
 class ReferenceCore:

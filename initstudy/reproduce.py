@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initstudy import ablate, inits, manifest, provenance, results, scaling, walk
+from initstudy import ablate, data, inits, manifest, provenance, results, scaling, walk
 from initstudy.config import ConfigError, _float, parse, to_dict
 
 HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
@@ -111,6 +111,22 @@ def rerun(config, names) -> tuple[dict, dict]:
         ds = ablate.dataset(config)
         rs = [ablate.train(config, i, ds) for i in names]
         return results.ablate_json(cfg, rs), ablate_summary(rs)
+
+
+def data_differences(mf: dict, config) -> list[str]:
+    """The dataset rebuilt from the config against the manifest's data block (ablate runs since the
+    data option; older manifests have none): its sha256, and where it differs, the generator's version."""
+    block = mf.get("data")
+    if not isinstance(block, dict) or "sha256" not in block:
+        return []
+    ds = ablate.dataset(config)
+    if data.sha256(ds) == block["sha256"]:
+        return []
+    now = data.identity(config.data, config.data_seed, config.shape(), ds)
+    versions = "" if block.get("version") == now.get("version") else \
+        f" (generator {block.get('package')} {block.get('version')} recorded, {now.get('version')} here)"
+    return [f"data: {config.data} rebuilt here differs from the recorded set (sha256 {now['sha256'][:12]} "
+            f"vs {block['sha256'][:12]}){versions}"]
 
 
 # --- compare
@@ -207,7 +223,7 @@ def run(path, tolerance=None) -> int:
     rec_series, now_series = series_of(doc), series_of(now_doc)
     rec_scalars, now_scalars = scalars(doc, mf["results_summary"]), scalars(now_doc, now_summary)
 
-    bad, near = [], []  # lines for series/values that differ beyond / within the tolerance
+    bad, near = data_differences(mf, config), []  # lines for series/values that differ beyond / within the tolerance
     for key in sorted(set(rec_series) | set(now_series)):
         if key not in rec_series or key not in now_series:
             bad.append(f"{key}: {'missing from the recorded results' if key not in rec_series else 'not recomputed'}")

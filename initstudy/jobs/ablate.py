@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from initstudy import ablate as ablate_mod
-from initstudy import inits, keys, manifest, notes, parallel, provenance, results, tracking
+from initstudy import data, inits, keys, manifest, notes, parallel, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
@@ -105,9 +105,10 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         provenance.warm_up_blas()
         plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
-            digest = tracker.log_dataset(rid, f"synthetic-{config.data_seed}", ds.x_train, ds.y_train)
+            digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
         trainings.start_figures()  # now: its import would compete with MLflow's and the trainings' for 2 cores
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
+        data_block = data.identity(config.data, config.data_seed, config.shape(), ds)
         on_diag, flush = _stream(tracker, ids)
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
@@ -118,7 +119,9 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         descriptions = {}
         for rid, group in groups(ids, out):
             names_ = [r.init for r in group]
-            run_params = {"dataset_digest": digest, "init": names_[0] if len(group) == 1 else "all"}
+            run_params = {"dataset_digest": digest, "init": names_[0] if len(group) == 1 else "all",
+                          # the shape as resolved (`mlflow run` has logged input_dim etc. as given: 0 = the dataset's)
+                          **{f"data.{k}": v for k, v in config.shape().items()}, "data.sha256": data_block["sha256"]}
             metrics, tags, artifacts = [], {}, {}
             if len(group) == 1:
                 r = group[0]
@@ -132,6 +135,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
                 seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}},
                 results_summary=summary, mlflow=mlflow_ids)
+            mf["data"] = {**data_block, "dataset_digest": digest}  # what the set is, how it was made
             artifacts.update({
                 "losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
                 "manifest.json": write_text(manifest.dumps(mf)),
