@@ -89,6 +89,20 @@ def _stream(tracker, ids):
     return on_diag, flush
 
 
+def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
+    """(params, metrics, tags, artifacts) of one init's run, alone or as a sweep's child: its config,
+    every series, the summary, losses.json and manifest.json (prov: the provenance of where it ran)."""
+    cfg = to_dict(config)
+    summary = ablate_summary([r])
+    mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
+                        inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed},
+                        results_summary=summary, mlflow=mlflow_ids)
+    params = {**common_params(cfg, prov), "init": r.init, "weight_seed": r.weight_seed}
+    artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
+                 "manifest.json": write_text(manifest.dumps(mf))}
+    return params, _ablate_metrics(r) + summary_metrics(summary), {tracking.OUTCOME_TAG: r.outcome}, artifacts
+
+
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     cfg = to_dict(config)
@@ -111,27 +125,25 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         flush()  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
         for rid, group in groups(ids, out):
-            names_ = [r.init for r in group]
-            params = {**common_params(cfg, prov), "dataset_digest": digest,
-                      "init": names_[0] if len(group) == 1 else "all"}
-            metrics, tags, artifacts = [], {}, {}
-            if len(group) == 1:
+            if len(group) == 1:  # one init's run: what a sweep child records, plus the streamed and drawn
                 r = group[0]
-                params["weight_seed"] = r.weight_seed
-                metrics = [m for m in _ablate_metrics(r) if m[0].split("/")[0] not in STREAMED]
-                tags[tracking.OUTCOME_TAG] = r.outcome
+                params, metrics, tags, artifacts = child_record(config, r, prov, date, mlflow_ids)
+                params["dataset_digest"] = digest
+                metrics = [m for m in metrics if m[0].split("/")[0] not in STREAMED]
+                artifacts["loss_curves.png"] = lambda path, g=group: plots.loss_curves(g, path, title=title)
+                artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
+                record(tracker, rid, params, metrics, artifacts, tags)
+                continue
+            names_ = [r.init for r in group]
+            params = {**common_params(cfg, prov), "dataset_digest": digest, "init": "all"}
             summary = ablate_summary(group)
-            metrics += summary_metrics(summary)
             mf = manifest.build(
                 experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
                 seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}},
                 results_summary=summary, mlflow=mlflow_ids)
-            artifacts.update({
+            record(tracker, rid, params, summary_metrics(summary), {
                 "losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
                 "manifest.json": write_text(manifest.dumps(mf)),
                 "loss_curves.png": lambda path, g=group: plots.loss_curves(g, path, title=title),
             })
-            if len(group) == 1:  # the parent has drawn the loss curves meanwhile
-                artifacts["diagnostics.png"] = lambda path, f=diag_png[group[0].init]: path.write_bytes(f.result())
-            record(tracker, rid, params, metrics, artifacts, tags)
     return {"run_ids": ids, "results": out}
