@@ -71,7 +71,7 @@ class Engine:
         t0 = time.perf_counter()
         self._cfg = _config()
         self._cfg.__enter__()
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # a failure is ours to report, in one line
         try:
             if self.scheduler:
                 try:
