@@ -7,6 +7,7 @@ bar, only a plain line at long intervals. A bar only watches: what a run records
 import sys
 
 LOG_INTERVAL = 60.0  # s between lines when stderr is not a terminal
+DELAY = 3.0  # s before a run's steps bar appears: a short run shows none
 
 
 class _Lines:

@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from initstudy import ablate as ablate_mod
-from initstudy import diagnostics, inits, manifest, parallel, provenance, results, tracking
+from initstudy import diagnostics, inits, manifest, parallel, progress, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, groups, init_names, mlflow_block,
@@ -89,6 +89,14 @@ def _stream(tracker, ids):
     return on_diag, flush
 
 
+def _counted(on_step, bar):
+    """on_step, also counting the step on the progress bar."""
+    def f(step, value):
+        on_step(step, value)
+        bar.update(1)
+    return f
+
+
 def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
     """(params, metrics, tags, artifacts) of one init's run, alone or as a sweep's child: its config,
     every series, the summary, losses.json and manifest.json (prov: the provenance of where it ran)."""
@@ -107,6 +115,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
+    bar = progress.bar(config.steps * len(names), "ablate", "steps", delay=progress.DELAY)  # counts from now
     trainings = parallel.Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
     from initstudy import plots  # matplotlib: ~0.4 s, so after the workers have started
     with trainings, provenance.pin_blas_threads(), run_set(
@@ -120,8 +129,10 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         on_diag, flush = _stream(tracker, ids)
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
-        out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush,
-                                on_result=lambda n, r: diag_png.__setitem__(n, trainings.draw(diagnostics_png, r)))
+        with bar:
+            out = trainings.results({n: _counted(ids.on_step(n), bar) for n in names}, {n: on_diag(n) for n in names},
+                                    idle=flush, on_result=lambda n, r: diag_png.__setitem__(
+                                        n, trainings.draw(diagnostics_png, r)))
         flush()  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
         for rid, group in groups(ids, out):
