@@ -136,9 +136,9 @@ class Engine:
         return max(1, sum(self.client.nthreads().values()))
 
     def map(self, fn, tasks: list):
-        """Yield (index, result, error line or None) as tasks finish; at most `threads()` in flight."""
+        """Submit now (the workers start while the caller opens its runs); an iterator of (index,
+        result, error line or None) in completion order, at most `threads()` tasks in flight."""
         from distributed import as_completed
-        from distributed.scheduler import KilledWorker
 
         todo, index, run = list(enumerate(tasks)), {}, uuid.uuid4().hex[:8]
         pending = set()
@@ -151,6 +151,11 @@ class Engine:
             return f
 
         ac = as_completed([submit() for _ in range(min(self.threads(), len(todo)))], loop=self.client.loop)
+        return self._arrivals(ac, submit, todo, index, pending)
+
+    def _arrivals(self, ac, submit, todo, index, pending):
+        from distributed.scheduler import KilledWorker
+
         try:
             for f in ac:
                 pending.discard(f)

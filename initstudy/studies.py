@@ -60,12 +60,12 @@ def start_worker() -> dict:
 
 
 def compute(study: str, config, init: str):
-    """A sweep task: (result, the worker's {blas, hardware}, seconds of compute measured here)."""
+    """A sweep task: (result, the worker's {blas, hardware}, (wall, CPU) seconds of compute measured here)."""
     machine = start_worker()
     _fault_injection(config, init)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     r = STUDIES[study].compute(config, init)
-    return r, machine, time.perf_counter() - t0
+    return r, machine, (time.perf_counter() - t0, time.thread_time() - c0)
 
 
 def _fault_injection(config, init):

@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 from initstudy import grid as grid_mod
 from initstudy import plots, progress, provenance, results, studies, tracking
 from initstudy.config import ConfigError, parse, to_dict
-from initstudy.jobs import JobFailed, common_params, record, run_set, today, write_text
+from initstudy.jobs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
 
 HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
 MAX_WORKERS = 64
@@ -119,6 +120,7 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
     parent (or reopen it) and a child per point to compute, record each result as it arrives."""
     from initstudy import engine as engine_mod
 
+    signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
     study = studies.STUDIES[g.study]
     job = importlib.import_module(f"initstudy.jobs.{g.study}")
     security = engine_mod.security(opts["tls"]["tls_ca_file"], opts["tls"]["tls_cert"], opts["tls"]["tls_key"]) \
@@ -128,9 +130,13 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
     except engine_mod.EngineError as e:
         raise JobFailed(str(e)) from None
     with engine:
-        tracker = tracking.Tracker(tracking_uri)
+        t_up, cpu_up = time.perf_counter(), time.thread_time()  # the floor counts from here
+        tracker = tracking.Tracker(tracking_uri) if opts["resume"] else None
         kept = _previous(tracker, g, opts["resume"]) if opts["resume"] else {}
         todo = [p for p in g.points if point_key(p) not in kept]
+        # submitted before MLflow loads and the runs open: the workers compute meanwhile
+        arrivals = engine.map(studies.compute, [(g.study, p.config, p.init) for p in todo])
+        tracker = tracker or tracking.Tracker(tracking_uri)
         if opts["resume"] and os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` opened a run for this command
             tracker.log(os.environ["MLFLOW_RUN_ID"], tags={tracking.ROLE_TAG: "resume", "mlflow.runName": "sweep-resume",
                                                           "initstudy.resumes": opts["resume"]})
@@ -144,23 +150,24 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
             rows = {k: row for k, row in kept.items()}
             print(f"sweep: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
                   file=sys.stderr, flush=True)
-            t0, record_cpu, compute = time.perf_counter(), 0.0, 0.0
+            record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
             failed = 0
             with progress.bar(len(todo), "sweep", "runs") as bar:
-                for i, got, error in engine.map(studies.compute, [(g.study, p.config, p.init) for p in todo]):
+                for i, got, error in arrivals:
                     c0 = time.thread_time()
                     p = todo[i]
                     rid = ids[p.label]
                     row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
                            "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
                     if error is None:
-                        r, machine, seconds = got
+                        r, machine, (seconds, cpu) = got
                         compute += seconds
+                        compute_cpu += cpu
                         mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
                                       "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
                         params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
                                                                             mlflow_ids)
-                        row.update(study.row(r), compute_seconds=seconds)
+                        row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
                         tags[ROW_TAG] = json.dumps(row)
                         record(tracker, rid, params, metrics, artifacts, tags)
                     else:
@@ -173,10 +180,11 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
                     record_cpu += time.thread_time() - c0
                     bar.set_postfix_str(f"{failed} failed", refresh=False)
                     bar.update(1)
-            wall = time.perf_counter() - t0
+            wall = time.perf_counter() - t_up
             ordered = [rows[point_key(p)] for p in g.points]
             timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
-                      "compute_seconds": compute, "recording_cpu_seconds": record_cpu, "threads": engine.threads()}
+                      "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
+                      "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
             _record_parent(tracker, ids["top"], g, ordered, prov, timing)
             if any(r["status"] != "FINISHED" for r in ordered):
                 ids.closed[ids["top"]] = "FAILED"
