@@ -133,7 +133,10 @@ def test_bad_grid_refused_before_anything_starts(store):
                         (["--grid", "batch=64,600;n_train=500,1000"], ("grid point", "batch must be <= n_train (500)")),
                         (["--grid", "init=kaiming;foo=1"], ("'foo' is not a parameter of study=ablate",)),
                         (["--set", "steps=200", "--steps", "100"], ("steps is given twice",)),
-                        (["--study", "phase"], ("study must be one of",))):
+                        (["--study", "phase"], ("study must be one of",)),
+                        (["--tls-ca-file", "ca.pem"], ("apply to a scheduler=tls://",)),
+                        (["--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", "nowhere.pem"], ("tls_ca_file", "file")),
+                        (["--scheduler", "127.0.0.1"], ("scheduler must be tcp://HOST:PORT",))):
         proc = initstudy("sweep", *args, env=store.env())
         assert_refused(proc, *words)
         assert proc.returncode == 2
@@ -152,6 +155,16 @@ def test_any_parameter_as_an_axis(store):
                                       oracle("kaiming", gain=gain, depth=3, seed=7, steps=40, activation="tanh"))
 
 
+def listen_addresses(pids) -> set:
+    out = set()
+    for pid in pids:
+        try:
+            out |= {c.laddr.ip for c in psutil.Process(pid).net_connections() if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:  # gone meanwhile
+            pass
+    return out
+
+
 RESUME = dict(inits="kaiming,xavier", depths="4", seeds="0,1,2", steps=300)
 
 
@@ -166,12 +179,14 @@ def test_sigterm_then_resume_equals_an_uninterrupted_sweep(store, tmp_path):
         while len(children(store, status="FINISHED")) < 2:
             assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
             time.sleep(0.1)
+        listening = listen_addresses(session_processes(proc.pid, grace=0))
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert listening == {"127.0.0.1"}  # the LocalCluster's scheduler, workers, nannies: local only
     assert session_processes(proc.pid) == []  # the LocalCluster's processes are gone too
     (parent,) = store.runs("tags.`initstudy.role` = 'parent'")
     assert parent.info.status == "KILLED"
