@@ -495,6 +495,7 @@ def bench_sweep(quick, tmp: Path):
     ratio = np.array([d["wall_seconds"] for d in docs]) / np.array(floor)
     cpu_floor = [(d["compute_cpu_seconds"] + d["parent_cpu_seconds"]) / d["threads"] for d in docs]
     share = [d["recording_cpu_seconds"] / d["compute_seconds"] for d in docs]
+    cpu_share = [d["recording_cpu_seconds"] / d["compute_cpu_seconds"] for d in docs]
     old = OLD_POOL["wall"] / (OLD_POOL["sum_compute_alone"] / 2)
     return [
         (f"sweep, {n} ablate children x {SWEEP_GRID['steps']} steps, LocalCluster of 2 workers: wall from the "
@@ -513,6 +514,7 @@ def bench_sweep(quick, tmp: Path):
          fmt(np.array([d["wall_seconds"] for d in docs]) / np.array(cpu_floor), prec=3), ""),
         ("writer's share: recording CPU per child / compute per child",
          f"{fmt(share, prec=3)} ({np.median([d['recording_cpu_seconds'] for d in docs]) / n * 1000:.0f} ms per child)", ""),
+        ("writer's share against the child's compute CPU (the cores both need)", fmt(cpu_share, prec=3), ""),
         (f"the old home-made pool, same grid, measured before its removal (load average {OLD_POOL['load']:.0f}): "
          "wall / (sum of trainings alone / 2)", f"{OLD_POOL['wall']:.1f} s; {old:.2f}", "not comparable: another load"),
     ]
