@@ -18,6 +18,9 @@ OUTCOME_TAG = "initstudy.outcome"
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # an int: MLflow reads it so
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+# MLflow draws a tqdm bar per artifact download/upload once tqdm is installed (it is: our progress bars):
+# noise on stderr, where a command's refusal must be its one line.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class Tracker:
