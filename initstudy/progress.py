@@ -29,6 +29,9 @@ def bar(total: int, desc: str, unit: str = "it", delay: float = 0.0):
     """A tqdm bar for `total` units, on stderr; close it (or use `with`)."""
     from tqdm import tqdm
 
+    # no monitor thread: a process with a thread spawns its training workers (~150 ms) instead of forking
+    # them (initstudy.parallel.training_context), and the bar is made before they start
+    tqdm.monitor_interval = 0
     tty = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr if tty else _Lines(sys.stderr),
                 delay=delay if tty else max(delay, LOG_INTERVAL), mininterval=0.2 if tty else LOG_INTERVAL,
