@@ -96,7 +96,7 @@ class Engine:
                         self.cluster = LocalCluster(
                             n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address="127.0.0.1:0",  # the HTTP server (and dashboard, with bokeh) local too
-                            silence_logs=logging.ERROR)
+                            silence_logs=logging.CRITICAL)  # their shutdown chatter on SIGTERM is not ours to show
                 finally:
                     signal.signal(signal.SIGINT, old)
                 self.client = Client(self.cluster, set_as_default=False)
