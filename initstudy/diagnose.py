@@ -158,7 +158,8 @@ def _sat_map(model):
     return np.abs(model.blocks[0][1].out) > SAT_MAP
 
 
-def train(config: DiagnoseConfig, init: str, words) -> DiagnoseResult:
+def train(config: DiagnoseConfig, init: str, words, on_step=None) -> DiagnoseResult:
+    """on_step(step), if given, is told each step done (a progress bar); it sees no number."""
     one_of("init", init, tuple(inits.INITS))
     ds = split(config, words)
     model = build_model(config, init, ds.vocab)
@@ -176,6 +177,8 @@ def train(config: DiagnoseConfig, init: str, words) -> DiagnoseResult:
             idx = batch_rng.integers(0, len(ds.y_train), size=config.batch)
             loss, dlogits = nn.cross_entropy(model.forward(ds.x_train[idx]), ds.y_train[idx])
             losses[s] = loss
+            if on_step is not None:
+                on_step(s)
             if not np.isfinite(loss):
                 steps_to_nan = s
                 break

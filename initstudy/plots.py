@@ -194,41 +194,71 @@ def training_diagnostics(r, path, title=""):
     _save(fig, path, left=0.5, bottom=0.55, top=0.65, wspace=0.14, hspace=0.3)
 
 
-def sweep_summary(rows, path, study="ablate", title=""):
-    """One line per init against depth: the median over seeds, the band their min..max (the seed
-    spread), each seed a dot. ablate: final loss of runs that trained (left) and the step of the
-    first NaN of runs that diverged (right); walk: final-layer variance (log-y)."""
+AXIS_LABELS = {"depth": "depth (Linear layers)", "width": "width (units per hidden layer)"}
+
+
+def sweep_axes(axes: dict):
+    """(x axis, line axes) of a sweep's plot: x the first numeric axis that varies (seed aside: its
+    spread is the band), one line per combination of the other varying axes; x None if none varies."""
+    varying = [k for k, v in axes.items() if len(v) > 1 and k != "seed"]
+    numeric = [k for k in varying if all(isinstance(v, (int, float)) for v in axes[k])]
+    x = numeric[0] if numeric else None
+    return x, [k for k in varying if k != x]
+
+
+def sweep_lines(rows, lines) -> dict:
+    """{line label (e.g. "kaiming gain=0.5", or "all runs"): its rows}, in the grid's order."""
+    out = {}
+    for r in rows:
+        label = " ".join(str(r[k]) if k == "init" else f"{k}={r[k]:g}" if isinstance(r[k], float) else f"{k}={r[k]}"
+                         for k in lines) or "all runs"
+        out.setdefault(label, []).append(r)
+    return out
+
+
+def sweep_summary(rows, path, axes: dict, panels, title=""):
+    """A panel per summary that has data (ablate: final loss of the runs that trained, steps to NaN of
+    those that diverged; walk: final-layer variance): one line per combination of the varying axes
+    against the first numeric one, the median over seeds, the band their min..max, each seed a dot."""
     ok = [r for r in rows if r["status"] == "FINISHED"]
-    panels = ([("final_loss", "final training loss (log scale)", True), ("steps_to_nan", "steps to NaN", False)]
-              if study == "ablate" else [("final_layer_variance", "final-layer activation variance (log scale)", True)])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
-    for ax, (key, label, log) in zip(axes[0], panels):
-        for init in dict.fromkeys(r["init"] for r in ok):
-            pts = [(r["depth"], r[key]) for r in ok if r["init"] == init and r.get(key) is not None
-                   and (key != "final_loss" or r.get("steps_to_nan") is None)]
+    x, lines = sweep_axes(axes)
+
+    def points(members, key):
+        return [(r[x] if x else 0, r[key]) for r in members if r.get(key) is not None
+                and (key != "final_loss" or r.get("steps_to_nan") is None)]
+
+    shown = [p for p in panels if any(points(ok, p[0]))] or list(panels[:1])
+    fig, axs = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 4.8), squeeze=False)
+    groups = sweep_lines(ok, lines)
+    for ax, (key, label, log) in zip(axs[0], shown):
+        for n, (line, members) in enumerate(groups.items()):
+            pts = points(members, key)
             if not pts:
                 continue
-            depths = sorted({d for d, _ in pts})
-            by = [np.array([v for d2, v in pts if d2 == d], float) for d in depths]
-            c = _color(init)
-            ax.plot(depths, [np.median(v) for v in by], "-o", color=c, ms=4, label=f"{init} (median of {max(map(len, by))} seeds)")
-            ax.fill_between(depths, [v.min() for v in by], [v.max() for v in by], color=c, alpha=0.2)
-            ax.plot([d for d, _ in pts], [v for _, v in pts], ".", color=c, ms=3, alpha=0.6)
+            xs = sorted({v for v, _ in pts})
+            by = [np.array([v for x2, v in pts if x2 == xv], float) for xv in xs]
+            c = _color(line) or f"C{n % 10}"
+            seeds = max(map(len, by))
+            ax.plot(xs, [np.median(v) for v in by], "-o", color=c, ms=4,
+                    label=f"{line} (median of {seeds} seed{'s' * (seeds > 1)})")
+            ax.fill_between(xs, [v.min() for v in by], [v.max() for v in by], color=c, alpha=0.2)
+            ax.plot([v for v, _ in pts], [v for _, v in pts], ".", color=c, ms=3, alpha=0.6)
         if log:
             ax.set_yscale("log")
-        ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel(label)
-        depths = sorted({r["depth"] for r in rows})
-        ax.set_xticks(depths)
-        ax.set_xlim(depths[0] - 1, depths[-1] + 1)
+        if x:
+            ax.set_xlabel(AXIS_LABELS.get(x, x))
+            ax.set_xticks(axes[x])
+        else:
+            ax.set_xticks([])
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no run in this panel", transform=ax.transAxes, ha="center", color="gray")
+        else:  # every run failed: the panel says so instead of staying blank
+            ax.text(0.5, 0.5, f"all {len(rows)} runs failed", transform=ax.transAxes, ha="center", color="gray")
     failed = len(rows) - len(ok)
-    fig.suptitle((title or f"Sweep ({study})") + (f" ({failed} runs failed, not shown)" if failed else ""), fontsize=11)
-    _save(fig, path, top=0.65, wspace=0.25)
+    fig.suptitle((title or "Sweep") + (f"\n({failed} runs failed, not shown)" if failed else ""), fontsize=10)
+    _save(fig, path, left=0.95, top=0.75, wspace=0.4)
 
 
 # --- diagnose (lab 03): the makemore notebook's figures ---------------------------------------------

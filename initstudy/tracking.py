@@ -182,6 +182,10 @@ class Tracker:
                 if attempt == 2 or not _duplicate_key(e):
                     raise
 
+    def reopen(self, run_id: str):
+        """A closed run set RUNNING again (a sweep resumed into its parent)."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def end(self, run_id: str, status: str = "FINISHED"):
         self.client.set_terminated(run_id, status=status)
 

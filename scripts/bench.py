@@ -1,6 +1,6 @@
 """Benchmark: the training core against the GEMM bound and PyTorch, MLflow's cost against the run.
 
-    python scripts/bench.py [--quick] [--out docs/benchmarks.md] [--only core,tracking,e2e,scale]
+    python scripts/bench.py [--quick] [--out docs/benchmarks.md] [--only core,tracking,e2e,scale,sweep]
 
 Ratios are measured side by side in one process (one BLAS thread unless stated), contenders
 interleaved, repeated; medians with [min-max]. Writes the table to docs/benchmarks.md with the
@@ -37,6 +37,7 @@ TARGETS = {  # what issue 5 asks
     "recording": 0.10,  # recording / wall, at most
     "mlflow_run": 1.2,  # (mlflow run wall - compute) / trivial project's mlflow run wall, at most
     "parallel": 0.6,  # parallel / sequential three-init wall, at most
+    "sweep": 1.10,  # a sweep's wall / (sum compute + parent CPU) / cores, at most (issue 18)
 }
 
 
@@ -506,6 +507,69 @@ def bench_scale(quick):
     return rows
 
 
+# ---------------------------------------------------------------- 6: sweep on Dask
+
+SWEEP_GRID = dict(inits="xavier,kaiming", depths="6,12,24", seeds="0,1,2,3", steps="200", workers="2")  # 24 children
+# The home-made pool the Dask engine replaced, measured on this grid at 18:29 UTC 2026-11-29 just before its
+# removal (commit 098be15, load average 12 on 2 cores): wall 114.3 s, sum of the trainings alone 54.1 s.
+OLD_POOL = {"wall": 114.28, "sum_compute_alone": 54.07, "load": 12.0}
+
+
+def sweep_once(tmp: Path) -> dict:
+    """The real command (`python -m initstudy sweep`, a LocalCluster of 2 workers) into a fresh store;
+    the parent's sweep.json: wall from the cluster up, compute measured in the workers, writer's CPU."""
+    import json
+
+    store = tmp / f"sweep-{time.time_ns()}"
+    uri, experiment_id = fresh_store(store)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
+           "MLFLOW_EXPERIMENT_ID": experiment_id, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "initstudy", "sweep"] + [a for k, v in SWEEP_GRID.items() for a in (f"--{k}", v)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=store, capture_output=True, text=True)
+    command = time.perf_counter() - t
+    if proc.returncode:
+        raise SystemExit(f"bench: the sweep failed: {proc.stderr[-2000:]}")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs([experiment_id], "tags.`initstudy.role` = 'parent'")
+    path = client.download_artifacts(parent.info.run_id, "sweep.json", str(store))
+    return {**json.loads(Path(path).read_text()), "command_seconds": command}
+
+
+def bench_sweep(quick, tmp: Path):
+    docs = [sweep_once(tmp) for _ in range(1 if quick else 2)]
+    n = len(docs[0]["runs"])
+    floor = [(d["compute_seconds"] + d["parent_cpu_seconds"]) / d["threads"] for d in docs]
+    ratio = np.array([d["wall_seconds"] for d in docs]) / np.array(floor)
+    cpu_floor = [(d["compute_cpu_seconds"] + d["parent_cpu_seconds"]) / d["threads"] for d in docs]
+    share = [d["recording_cpu_seconds"] / d["compute_seconds"] for d in docs]
+    cpu_share = [d["recording_cpu_seconds"] / d["compute_cpu_seconds"] for d in docs]
+    old = OLD_POOL["wall"] / (OLD_POOL["sum_compute_alone"] / 2)
+    return [
+        (f"sweep, {n} ablate children x {SWEEP_GRID['steps']} steps, LocalCluster of 2 workers: wall from the "
+         "cluster up to the last child recorded", fmt([d["wall_seconds"] for d in docs], " s"), ""),
+        ("the command's wall (python start, cluster start, MLflow, summary)", fmt([d["command_seconds"] for d in docs], " s"), ""),
+        ("cluster start-up (LocalCluster + workers + BLAS pin)", fmt([d["cluster_start_seconds"] for d in docs], " s"), ""),
+        ("sum of child compute, measured inside the workers (wall of each training)",
+         fmt([d["compute_seconds"] for d in docs], " s"), ""),
+        ("same, CPU time of the worker thread (what the trainings needed, other processes' share excluded)",
+         fmt([d["compute_cpu_seconds"] for d in docs], " s"), ""),
+        ("parent's CPU from the cluster up (MLflow import, opening runs, recording; main thread)",
+         fmt([d["parent_cpu_seconds"] for d in docs], " s"), ""),
+        ("floor = (sum compute + parent CPU) / 2 threads", fmt(floor, " s"), ""),
+        ("wall / floor (target <= 1.10)", fmt(ratio, prec=3), verdict(ratio, "sweep")),
+        ("wall / CPU floor = (sum compute CPU + parent CPU) / 2: also counts other processes' use of the cores",
+         fmt(np.array([d["wall_seconds"] for d in docs]) / np.array(cpu_floor), prec=3), ""),
+        ("writer's share: recording CPU per child / compute per child",
+         f"{fmt(share, prec=3)} ({np.median([d['recording_cpu_seconds'] for d in docs]) / n * 1000:.0f} ms per child)", ""),
+        ("writer's share against the child's compute CPU (the cores both need)", fmt(cpu_share, prec=3), ""),
+        (f"the old home-made pool, same grid, measured before its removal (load average {OLD_POOL['load']:.0f}): "
+         "wall / (sum of trainings alone / 2)", f"{OLD_POOL['wall']:.1f} s; {old:.2f}", "not comparable: another load"),
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 def machine() -> list:
@@ -545,7 +609,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps and repetitions (~2 min)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    p.add_argument("--only", default="core,tracking,e2e,scale")
+    p.add_argument("--only", default="core,tracking,e2e,scale,sweep")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     _blas = provenance.pin_blas_threads()
@@ -574,6 +638,9 @@ def main(argv=None):
         if "scale" in only:
             t0 = cpu_snapshot()
             section("5. Scale", bench_scale(args.quick), t0)
+        if "sweep" in only:
+            t0 = cpu_snapshot()
+            section("6. Sweep on Dask", bench_sweep(args.quick, tmp), t0)
     load1 = os.getloadavg()
     print("\n".join(f"- {n}" for n in notes))  # e.g. why the PyTorch rows are missing
     doc = ["# Benchmarks", "",

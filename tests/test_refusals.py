@@ -72,7 +72,7 @@ def cases(store, world) -> dict:
     return {
         # through `mlflow run`: every MLproject parameter arrives as a string and is checked by us
         "unknown init": (mlflow_run_cmd("ablate", init="he"), env, ["init", "uniform, xavier, kaiming"]),
-        "empty sweep list": (mlflow_run_cmd("sweep", inits=""), env, ["inits", "at least one"]),
+        "empty sweep list": (mlflow_run_cmd("sweep", inits=","), env, ["axis init", "no value"]),
         # the command MLproject runs, directly (`mlflow run` start-up costs ~8 s of CPU per case)
         "unknown dtype": (INITSTUDY + ["walk", "--dtype", "int8"], env, ["dtype", "float64, float32, float16"]),
         "unknown activation": (INITSTUDY + ["ablate", "--activation", "gelu"], env, ["activation", "relu"]),
@@ -91,8 +91,9 @@ def cases(store, world) -> dict:
         "sweep workers 0": (INITSTUDY + ["sweep", "--workers", "0"], env, ["workers", "1..64"]),
         "sweep unknown study": (INITSTUDY + ["sweep", "--study", "train"], env, ["study", "ablate, walk"]),
         "sweep unknown init": (INITSTUDY + ["sweep", "--inits", "xavier,lecun"], env, ["init", "kaiming"]),
-        "sweep empty seeds": (INITSTUDY + ["sweep", "--seeds", ","], env, ["seeds", "at least one"]),
-        "sweep steps with walk": (INITSTUDY + ["sweep", "--study", "walk", "--steps", "10"], env, ["steps", "ablate"]),
+        "sweep empty seeds": (INITSTUDY + ["sweep", "--seeds", ","], env, ["axis seed", "no value"]),
+        "sweep steps with walk": (INITSTUDY + ["sweep", "--study", "walk", "--steps", "10"], env,
+                                  ["'steps' is not a parameter of study=walk"]),
         "unknown parameter": (INITSTUDY + ["walk", "--bogus", "1"], env, ["unrecognized", "bogus"]),
         "negative sigma_b2": (INITSTUDY + ["walk", "--sigma_b2", "-0.1"], env, ["sigma_b2", ">= 0"]),
         "c0 outside (-1, 1)": (INITSTUDY + ["walk", "--c0", "1"], env, ["c0", "(-1, 1)"]),

@@ -40,9 +40,16 @@ def test_parent_and_one_child_per_grid_point(swept):
     assert points == {(i, d, s) for i in ("uniform", "kaiming") for d in ("3", "8") for s in ("0", "1")}
     assert {r.data.params["steps"] for r in children} == {"60"}
     assert all(r.data.params["blas.threads"] == "1" for r in children)
-    # progress on stderr, every step counted, ending at total/total
-    counts = [int(m) for m in re.findall(r"sweep: (\d+)/8 runs done", proc.stderr)]
-    assert counts == list(range(1, 9)) and "ETA" in proc.stderr
+    # each child records the kernel of the worker that computed it
+    assert {r.data.params["blas.architecture"] for r in children} == {provenance.blas()["architecture"]}
+    # short names from the axes that vary (the UI cuts names at ~16-20 characters)
+    names = sorted(r.info.run_name for r in children)
+    assert "kaiming d8 s1" in names and len(set(names)) == 8 and max(map(len, names)) <= 16, names
+    # no param twice under two names (issue 13): the user's -P values, the count, provenance
+    assert not any(k.startswith("sweep.") for k in parent.data.params), parent.data.params
+    assert "LocalCluster of 2 worker processes on 127.0.0.1" in proc.stderr
+    # stderr is a pipe here: no bar redrawn in place, no per-run lines
+    assert "\r" not in proc.stderr and "runs done" not in proc.stderr
 
 
 def test_summary_artifacts(swept):
@@ -64,6 +71,9 @@ def test_summary_artifacts(swept):
     png = store.download(parent.info.run_id, "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert parent.data.metrics["runs_failed"] == 0
+    # timing for the benchmark: compute measured inside the workers, the writer's CPU, the cluster's start
+    assert 0 < doc["recording_cpu_seconds"] and 0 < doc["compute_cpu_seconds"] and 0 < doc["compute_seconds"] == pytest.approx(
+        sum(r["compute_seconds"] for r in rows)) and doc["threads"] == 2 and doc["cluster_start_seconds"] > 0
 
 
 def test_child_is_bit_identical_to_the_config_alone(swept):
@@ -82,30 +92,3 @@ def test_child_is_bit_identical_to_the_config_alone(swept):
     (single,) = store.runs("tags.`initstudy.role` = 'single'")
     assert loss_history(store, single.info.run_id) == got
     assert loss_history(store, single.info.run_id, keys.series("val_acc")) == loss_history(store, child.info.run_id, keys.series("val_acc"))
-
-
-def test_dead_worker_fails_its_child_only(store):
-    """SIGKILL one worker mid-sweep: its child FAILED, every other child FINISHED, exit 1, count reported."""
-    cmd = [sys.executable, "-m", "initstudy", "sweep", "--inits", "xavier", "--depths", "4", "--seeds", "0,1,2,3",
-           "--steps", "400", "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=store.env(), cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    line = ""
-    deadline = time.time() + 60
-    while "pids" not in line and time.time() < deadline:
-        line = proc.stderr.readline()
-    pids = [int(p) for p in re.findall(r"\d+", line.split("pids", 1)[1])]
-    time.sleep(1.0)  # both workers hold a task by now
-    import os
-
-    os.kill(pids[0], signal.SIGKILL)
-    out, err = proc.communicate(timeout=120)
-    err = line + err
-    assert proc.returncode == 1, err
-    assert "Traceback" not in err
-    assert re.search(r"error: 1 of 4 sweep runs failed: .*worker process \d+ died", err), err
-    children = store.runs("tags.`initstudy.role` = 'child'")
-    assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
-    (failed,) = [r for r in children if r.info.status == "FAILED"]
-    assert "died" in failed.data.tags["initstudy.error"]
-    (parent,) = store.runs("tags.`initstudy.role` = 'parent'")
-    assert parent.info.status == "FAILED" and parent.data.metrics["runs_failed"] == 1

@@ -71,22 +71,28 @@ def init_names(choice: str) -> list[str]:
 
 @contextlib.contextmanager
 def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None,
-            child_tags: dict | None = None, record_in: str | None = None):
+            child_tags: dict | None = None, record_in: str | None = None, top: str | None = None, child_name=None):
     """Open the top-level run and (for several names, or whenever child_tags {name: tags} is given)
     one child per name; yield a RunSet {'top', name: id}. Close each with FINISHED, FAILED on error,
     KILLED on Ctrl-C or SIGTERM (after flushing the points computed so far). The runs record into
-    the MLflow experiment `record_in` (default: the lab's, `experiment`) unless the user named one."""
+    the MLflow experiment `record_in` (default: the lab's, `experiment`) unless the user named one.
+    `top`: an existing run to continue instead (a resumed sweep's parent, set RUNNING again);
+    child_name(name): the run name of a child (default "<kind>-<name>")."""
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
     single = len(names) == 1 and child_tags is None
     role = "single" if single else "parent"
-    top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment,
-                            tags={**base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
+    if top is None:
+        top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
+            **base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
+    else:
+        tracker.reopen(top)
     ids = RunSet(top=top)
     for name in names:
         extra = (child_tags or {}).get(name, {tracking.INIT_TAG: name})
         ids[name] = top if single else tracker.start_run(
-            f"{kind}-{name}", record_in or experiment, parent=top, tags={**base, tracking.ROLE_TAG: "child", **extra})
+            child_name(name) if child_name else f"{kind}-{name}", record_in or experiment, parent=top,
+            tags={**base, tracking.ROLE_TAG: "child", **extra})
     status = "FINISHED"
     try:
         yield ids

@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from initstudy import ablate as ablate_mod
-from initstudy import data, inits, keys, manifest, notes, parallel, provenance, results, tracking
+from initstudy import data, inits, keys, manifest, notes, parallel, progress, provenance, results, tracking
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
@@ -94,10 +94,44 @@ def _stream(tracker, ids):
     return on_diag, flush
 
 
+def _counted(on_step, bar):
+    """on_step, also counting the step on the progress bar."""
+    def f(step, value):
+        on_step(step, value)
+        bar.update(1)
+    return f
+
+
+def data_params(config, block: dict | None) -> dict:
+    """The dataset's params: its digest, the shape as resolved (`mlflow run` has logged input_dim etc. as
+    given: 0 = the dataset's) and its sha256; none where the set was not built here (a sweep child)."""
+    if block is None:
+        return {}
+    return {"dataset_digest": block["dataset_digest"], **{f"data.{k}": v for k, v in config.shape().items()},
+            "data.sha256": block["sha256"]}
+
+
+def child_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: dict | None = None) -> tuple:
+    """(params, metrics, tags, artifacts) of one init's run, alone or as a sweep's child: its config,
+    every series, the summary (the same keys for every init), losses.json and manifest.json (prov: the
+    provenance of where it ran; data_block: the dataset's identity, where the set was built here)."""
+    cfg = to_dict(config)
+    mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
+                        inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed},
+                        results_summary=ablate_summary([r]), mlflow=mlflow_ids)
+    if data_block is not None:
+        mf["data"] = data_block
+    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block))
+    artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
+                 "manifest.json": write_text(manifest.dumps(mf))}
+    return params, _ablate_metrics(r), {tracking.OUTCOME_TAG: r.outcome}, artifacts
+
+
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
+    bar = progress.bar(config.steps * len(names), "ablate", "steps", delay=progress.DELAY)  # counts from now
     trainings = parallel.Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
     from initstudy import plots  # matplotlib: ~0.4 s, so after the workers have started
     with trainings, provenance.pin_blas_threads(), run_set(
@@ -112,37 +146,32 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         on_diag, flush = _stream(tracker, ids)
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
-        out = trainings.results({n: ids.on_step(n) for n in names}, {n: on_diag(n) for n in names}, idle=flush,
-                                on_result=lambda n, r: diag_png.__setitem__(n, trainings.draw(diagnostics_png, r)))
+        with bar:
+            out = trainings.results({n: _counted(ids.on_step(n), bar) for n in names}, {n: on_diag(n) for n in names},
+                                    idle=flush, on_result=lambda n, r: diag_png.__setitem__(
+                                        n, trainings.draw(diagnostics_png, r)))
         flush()  # the streamed metrics are all in; the rest is recorded below
         title = _title(config)
         descriptions = {}
+        block = {**data_block, "dataset_digest": digest}  # what the set is, how it was made
         for rid, group in groups(ids, out):
-            names_ = [r.init for r in group]
-            run_params = {"dataset_digest": digest, "init": names_[0] if len(group) == 1 else "all",
-                          # the shape as resolved (`mlflow run` has logged input_dim etc. as given: 0 = the dataset's)
-                          **{f"data.{k}": v for k, v in config.shape().items()}, "data.sha256": data_block["sha256"]}
-            metrics, tags, artifacts = [], {}, {}
-            if len(group) == 1:
-                r = group[0]
-                run_params["weight_seed"] = r.weight_seed
-                metrics = recorded_after(r)
-                tags[tracking.OUTCOME_TAG] = r.outcome
-            params = common_params(cfg, prov, **run_params)
-            summary = ablate_summary(group)
             descriptions[rid] = notes.ablate(group, child=len(group) == 1)
-            mf = manifest.build(
-                experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
-                seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}},
-                results_summary=summary, mlflow=mlflow_ids)
-            mf["data"] = {**data_block, "dataset_digest": digest}  # what the set is, how it was made
-            artifacts.update({
-                "losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
-                "manifest.json": write_text(manifest.dumps(mf)),
-                "loss_curves.png": lambda path, g=group: plots.loss_curves(g, path, title=title),
-            })
-            if len(group) == 1:  # the parent has drawn the loss curves meanwhile
-                artifacts["diagnostics.png"] = lambda path, f=diag_png[group[0].init]: path.write_bytes(f.result())
+            if len(group) == 1:  # one init's run: what a sweep child records; the streamed series are in already
+                r = group[0]
+                params, _, tags, artifacts = child_record(config, r, prov, date, mlflow_ids, block)
+                metrics = recorded_after(r)
+                artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
+            else:
+                params = common_params(cfg, prov, init="all", **data_params(config, block))
+                mf = manifest.build(
+                    experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
+                    inits=[r.init for r in group], results_summary=ablate_summary(group), mlflow=mlflow_ids,
+                    seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}})
+                mf["data"] = block
+                metrics, tags = [], {}
+                artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
+                             "manifest.json": write_text(manifest.dumps(mf))}
+            artifacts["loss_curves.png"] = lambda path, g=group: plots.loss_curves(g, path, title=title)
             record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}

@@ -3,7 +3,7 @@ import hashlib
 
 import numpy as np
 
-from initstudy import data, inits, keys, manifest, notes, plots, provenance, results, tracking
+from initstudy import data, inits, keys, manifest, notes, plots, progress, provenance, results, tracking
 from initstudy import diagnose as diagnose_mod
 from initstudy.config import one_of, to_dict
 from initstudy.diagnose import EXPERIMENT, DiagnoseConfig
@@ -70,7 +70,8 @@ def run(config, init: str, tracking_uri: str | None, words) -> dict:
         rid = ids["top"]
         provenance.warm_up_blas()
         digest = tracker.log_dataset(rid, f"corpus-{corpus['corpus_sha256'][:12]}", np.array(words))
-        r = diagnose_mod.train(config, init, words)
+        with progress.bar(config.steps, "diagnose", "steps", delay=progress.DELAY) as bar:
+            r = diagnose_mod.train(config, init, words, on_step=lambda s: bar.update(1))
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         seeds_ = {**config.stream_seeds(), f"weights/{init}": r.weight_seed}
         params = common_params(cfg, prov, **corpus, dataset_digest=digest, init=init, weight_seed=r.weight_seed,

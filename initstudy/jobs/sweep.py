@@ -1,72 +1,51 @@
-"""`sweep`: a grid of ablate (or walk) runs, inits x depths x seeds, nested under one parent run.
+"""`sweep`: a grid of runs of one study (ablate, walk, ...) over any of its parameters, computed on
+Dask (initstudy.engine), nested under one parent run.
 
-The parent opens every run before a worker starts (several processes creating a fresh SQLite
-schema at once crash). A pool of worker processes, started once, computes: pure numerics, BLAS
-pinned to one thread, no MLflow import (it costs seconds). The parent records each result as it
-comes back, one batched log call per run: one writer, so no SQLite lock contention between workers.
+The workers compute: config in, result out, BLAS pinned to one thread, no MLflow. This process is the
+only writer: it opens the parent and the children, then records each child as its result arrives
+(as_completed), through the child_record() a single run of the study uses, in a few batched calls.
 A child's numbers are those of the same config run alone: same config, same seeds, same 1-thread BLAS.
 """
-import multiprocessing
-from dataclasses import dataclass
+import importlib
+import json
+import os
+import re
+import signal
 import sys
 import time
-from multiprocessing.connection import wait
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from initstudy import ablate as ablate_mod
-from initstudy import inits, labs, manifest, parallel, plots, provenance, results, tracking
-from initstudy import walk as walk_mod
-from initstudy.config import ConfigError, one_of, parse, to_dict
-from initstudy.jobs import JobFailed, common_params, record, run_set, today, write_text
-from initstudy.jobs import ablate as ablate_job
+from initstudy import grid as grid_mod
+from initstudy import labs, notes, plots, progress, provenance, results, studies, tracking
+from initstudy.config import ConfigError, parse, to_dict
+from initstudy.jobs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
 
-HELP = "a grid of ablate (or walk) runs: inits x depths x seeds, in a pool of worker processes"
-STUDIES = {"ablate": ablate_mod.AblateConfig, "walk": walk_mod.WalkConfig}
-EXPERIMENTS = {"ablate": ablate_mod.EXPERIMENT, "walk": walk_mod.EXPERIMENT}
+HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
 MAX_WORKERS = 64
+ROW_TAG = "initstudy.sweep_row"  # a child's row of sweep.json, kept on the child (a resumed sweep reads it)
+POINT_TAG = "initstudy.point"  # a child's grid point, canonical JSON
+SPEC_TAG = "initstudy.sweep.spec"  # the parent's grid, canonical JSON (resume compares it)
 
 
 def add_arguments(parser):
-    parser.add_argument("--inits", default="uniform,xavier,kaiming", help="comma-separated init schemes")
-    parser.add_argument("--depths", default="6,12,24", help="comma-separated depths")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated weight seeds")
-    parser.add_argument("--workers", default="2", help=f"worker processes, 1..{MAX_WORKERS}")
-    parser.add_argument("--study", default="ablate", help="ablate or walk")
-    parser.add_argument("--steps", default="", help="training steps (ablate); empty: the ablate default")
+    parser.add_argument("--study", default="ablate", help=f"one of {', '.join(studies.STUDIES)}")
+    parser.add_argument("--grid", default="", help='axes, e.g. "init=xavier,kaiming;depth=6,12,24;seed=0,1,2"')
+    parser.add_argument("--set", dest="fixed", default="", help='fixed parameters, e.g. "steps=200;activation=tanh"')
+    parser.add_argument("--inits", default="", help="shorthand for the axis init (default uniform,xavier,kaiming)")
+    parser.add_argument("--depths", default="", help="shorthand for the axis depth (default 6,12,24)")
+    parser.add_argument("--seeds", default="", help="shorthand for the axis seed (default 0,1,2)")
+    parser.add_argument("--steps", default="", help="shorthand for set steps=N")
+    parser.add_argument("--workers", default="2", help=f"LocalCluster worker processes, 1..{MAX_WORKERS}")
+    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786 or tls://...: a running Dask cluster "
+                        "(default: DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
+    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED sweep parent to continue")
+    parser.add_argument("--tls-ca-file", "--tls_ca_file", dest="tls_ca_file", default="")
+    parser.add_argument("--tls-cert", "--tls_cert", dest="tls_cert", default="")
+    parser.add_argument("--tls-key", "--tls_key", dest="tls_key", default="")
     parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
-
-
-def _items(name: str, raw: str, example: str) -> list[str]:
-    items = [x.strip() for x in str(raw).split(",") if x.strip()]
-    if not items:
-        raise ConfigError(f"{name} must list at least one value, comma-separated (e.g. {example}); got {raw!r}")
-    return list(dict.fromkeys(items))
-
-
-def grid(args) -> tuple[str, list, int]:
-    """(study, [(label, init, config)], workers), every value validated before anything starts."""
-    study = str(args.study).strip()
-    one_of("study", study, tuple(STUDIES))
-    cls = STUDIES[study]
-    names = _items("inits", args.inits, "uniform,xavier,kaiming")
-    for n in names:
-        one_of("init", n, tuple(inits.INITS))
-    depths = _items("depths", args.depths, "6,12,24")
-    seeds = _items("seeds", args.seeds, "0,1,2")
-    workers = parse(_Workers, {"workers": args.workers}).workers
-    extra = {}
-    if str(args.steps or "").strip():
-        if study != "ablate":
-            raise ConfigError(f"steps applies to study=ablate only; got steps={args.steps!r} with study={study}")
-        extra["steps"] = args.steps
-    points = []
-    for init in names:
-        for d in depths:
-            for s in seeds:
-                config = parse(cls, {"depth": d, "seed": s, **extra})
-                points.append((f"{init}-d{config.depth}-s{config.seed}", init, config))
-    return study, points, workers
 
 
 @dataclass(frozen=True)
@@ -78,215 +57,167 @@ class _Workers:  # parsed like a config, so a bad value gets the same one-line m
             raise ConfigError(f"workers must be in 1..{MAX_WORKERS}, got {self.workers}")
 
 
+def where(args) -> dict:
+    """The engine's settings, validated: {workers, scheduler, tls}."""
+    workers = parse(_Workers, {"workers": args.workers}).workers
+    scheduler = (args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")).strip()
+    tls = {k: str(getattr(args, k) or "").strip() for k in ("tls_ca_file", "tls_cert", "tls_key")}
+    if scheduler and not re.fullmatch(r"(tcp|tls)://[^\s/]+:\d+", scheduler):
+        raise ConfigError(f"scheduler must be tcp://HOST:PORT or tls://HOST:PORT; got {scheduler!r}")
+    if any(tls.values()):
+        if not scheduler.startswith("tls://"):
+            raise ConfigError("tls_ca_file/tls_cert/tls_key apply to a scheduler=tls://HOST:PORT "
+                              "(a LocalCluster stays on 127.0.0.1)")
+        for k, path in tls.items():
+            if not path or not Path(path).is_file():
+                raise ConfigError(f"{k} must name a readable file (all three are needed); got {path!r}")
+    resume = str(args.resume or "").strip()
+    if resume and not re.fullmatch(r"[0-9a-f]{32}", resume):
+        raise ConfigError(f"resume must be a run id (32 hex digits); got {resume!r}")
+    return {"workers": workers, "scheduler": scheduler, "tls": tls, "resume": resume}
+
+
 def main(args):
-    study, points, workers = grid(args)
-    out = run(study, points, workers, args.tracking_uri)
-    failed = [label for label, row in zip((p[0] for p in points), out["rows"]) if row["status"] != "FINISHED"]
-    print(f"sweep: logged run {out['run_ids']['top']}: {len(points)} runs, {len(failed)} failed, "
-          f"{out['wall_seconds']:.1f} s with {workers} workers\n  mlflow ui: {out['link']}")
+    g = grid_mod.build(args.study, args.grid, args.fixed, args.inits, args.depths, args.seeds, args.steps)
+    opts = where(args)
+    out = run(g, opts, args.tracking_uri)
+    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
+    print(f"sweep: logged run {out['run_ids']['top']}: {len(g.points)} runs ({out['kept']} kept from before), "
+          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}\n  mlflow ui: {out['link']}")
+    if failed:
+        raise JobFailed(f"{failed} of {len(g.points)} sweep runs failed: " + "; ".join(
+            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
 
 
-# ---- the workers: numerics only ----
-
-def compute(study: str, config, init: str):
-    return ablate_mod.train(config, init) if study == "ablate" else walk_mod.run_walk(config, init)
+def point_key(p) -> str:
+    return json.dumps({k: v for k, v in p.values.items()}, sort_keys=True)
 
 
-def _worker(conn):
-    parallel.start_worker()
-    blas = provenance.blas()  # what this worker computes with, recorded on its children
-    while (task := conn.recv()) is not None:
-        i, study, config, init = task
-        try:
-            conn.send((i, (compute(study, config, init), blas), None))
-        except Exception as e:  # a numerics error fails this child only
-            conn.send((i, None, f"{type(e).__name__}: {e}"))
+def _previous(tracker, g, parent_id: str) -> dict:
+    """A resumed sweep: {point key: row} of the parent's FINISHED children, after checking the parent
+    is a KILLED or FAILED sweep of this very grid (else ConfigError, one line)."""
+    run = tracker.get_run(parent_id)
+    if run is None or run.data.tags.get(tracking.ROLE_TAG) != "parent" or SPEC_TAG not in run.data.tags:
+        raise ConfigError(f"resume={parent_id} is not a sweep parent run in this tracking store")
+    if run.info.status not in ("KILLED", "FAILED"):
+        raise ConfigError(f"resume={parent_id}: the sweep is {run.info.status}; only a KILLED or FAILED one resumes")
+    if run.data.tags[SPEC_TAG] != g.spec():
+        was = json.loads(run.data.tags[SPEC_TAG])
+        diff = [k for k in ("study", "axes", "fixed") if was[k] != json.loads(g.spec())[k]]
+        raise ConfigError(f"resume={parent_id}: this command's {' and '.join(diff)} differ from the sweep's "
+                          f"({grid_mod.Grid(was['study'], was['axes'], was['fixed']).text()}); "
+                          "resume with the same grid and set")
+    kept = {}
+    for child in tracker.search(f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'"):
+        tags = child.data.tags
+        if child.info.status == "FINISHED" and POINT_TAG in tags and ROW_TAG in tags:
+            kept.setdefault(tags[POINT_TAG], json.loads(tags[ROW_TAG]))
+    return kept
 
 
-class Pool:
-    """n spawned worker processes, each fed one task at a time over its own pipe. A worker that dies
-    fails the task it held (and is replaced while tasks remain); the others carry on."""
+def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
+    """Start the engine (first: an unreachable scheduler fails before any run is opened), open the
+    parent (or reopen it) and a child per point to compute, record each result as it arrives."""
+    from initstudy import engine as engine_mod
 
-    def __init__(self, n: int):
-        self.ctx = multiprocessing.get_context("spawn")
-        self.workers = [self._start() for _ in range(n)]
-
-    def _start(self):
-        here, there = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(there,), daemon=True)
-        proc.start()
-        there.close()
-        return {"proc": proc, "conn": here, "task": None}
-
-    def pids(self) -> list[int]:
-        return [w["proc"].pid for w in self.workers]
-
-    def map(self, tasks):
-        """Yield (index, result, error) as tasks finish, in completion order."""
-        todo = list(tasks)
-        while todo or any(w["task"] is not None for w in self.workers):
-            for w in self.workers:
-                if w["task"] is None and todo:
-                    w["task"] = todo.pop(0)
-                    try:
-                        w["conn"].send(w["task"])
-                    except OSError:  # died idle: the sentinel below reports it
-                        pass
-            busy = [w for w in self.workers if w["task"] is not None]
-            ready = wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy])
-            for w in busy:
-                if w["conn"] not in ready and w["proc"].sentinel not in ready:
-                    continue
-                try:
-                    if w["conn"].poll():
-                        i, res, err = w["conn"].recv()
-                        w["task"] = None
-                        yield i, res, err
-                        continue
-                except (EOFError, OSError):
-                    pass
-                w["proc"].join(1)
-                if w["proc"].is_alive():
-                    continue
-                i = w["task"][0]
-                yield i, None, f"worker process {w['proc'].pid} died (exit code {w['proc'].exitcode})"
-                self.workers[self.workers.index(w)] = self._start() if todo else {**w, "task": None, "dead": True}
-            self.workers = [w for w in self.workers if not w.get("dead")]
-
-    def close(self):
-        for w in self.workers:
-            try:
-                w["conn"].send(None)
-            except OSError:
-                pass
-        for w in self.workers:
-            w["proc"].join(5)
-            if w["proc"].is_alive():
-                w["proc"].terminate()
-                w["proc"].join(5)
-
-    def terminate(self):
-        for w in self.workers:
-            if w["proc"].is_alive():
-                w["proc"].terminate()
-        for w in self.workers:
-            w["proc"].join(5)
-
-
-# ---- the parent: runs, recording, summary ----
-
-def _child_record(study, config, r, prov, date, mlflow_ids):
-    """(params, metrics, tags, artifacts) of one child: what the same config run alone records."""
-    cfg = to_dict(config)
-    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed)
-    if study == "ablate":
-        summary = ablate_job.ablate_summary([r])
-        metrics = ablate_job._ablate_metrics(r)
-        tags = {tracking.OUTCOME_TAG: r.outcome}
-        seeds = {**config.stream_seeds(), f"weights/{r.init}": r.weight_seed}
-        doc = results.ablate_json(cfg, [r])
-        name = "losses.json"
-    else:
-        from initstudy.jobs import walk as walk_job  # here: a sweep's parse loads only the ablate job (tests/test_cli.py)
-
-        summary = walk_job.lab_summary([r])
-        params.update(walk_job.child_params(config, r))
-        metrics = walk_job.child_metrics(r)
-        tags = walk_job.child_tags(r)
-        seeds = walk_job.manifest_seeds(config, [r])
-        doc = results.walk_json(cfg, [r])
-        name = "results.json"
-    mf = manifest.build(experiment=EXPERIMENTS[study], date=date, seed=config.seed, provenance=prov, config=cfg,
-                        inits=[r.init], seeds=seeds, results_summary=summary, mlflow=mlflow_ids)
-    artifacts = {name: write_text(results.dumps(doc)), "manifest.json": write_text(manifest.dumps(mf))}
-    return params, metrics, tags, artifacts
+    signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
+    study = studies.STUDIES[g.study]
+    job = importlib.import_module(f"initstudy.jobs.{g.study}")
+    security = engine_mod.security(opts["tls"]["tls_ca_file"], opts["tls"]["tls_cert"], opts["tls"]["tls_key"]) \
+        if opts["scheduler"] else None
+    try:
+        engine = engine_mod.Engine(opts["workers"], opts["scheduler"], security).__enter__()
+    except engine_mod.EngineError as e:
+        raise JobFailed(str(e)) from None
+    with engine:
+        t_up, cpu_up = time.perf_counter(), time.thread_time()  # the floor counts from here
+        tracker = tracking.Tracker(tracking_uri) if opts["resume"] else None
+        kept = _previous(tracker, g, opts["resume"]) if opts["resume"] else {}
+        todo = [p for p in g.points if point_key(p) not in kept]
+        # submitted before MLflow loads and the runs open: the workers compute meanwhile
+        arrivals = engine.map(studies.compute, [(g.study, p.config, p.init) for p in todo])
+        tracker = tracker or tracking.Tracker(tracking_uri)
+        if opts["resume"] and os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` opened a run for this command
+            tracker.log(os.environ["MLFLOW_RUN_ID"], tags={tracking.ROLE_TAG: "resume", "mlflow.runName": "sweep-resume",
+                                                          "initstudy.resumes": opts["resume"]})
+        child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
+                                **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
+        parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
+        with run_set(tracker, study.experiment, "sweep", [p.label for p in todo], tags=parent_tags,
+                     child_tags=child_tags, top=opts["resume"] or None, child_name=lambda label: label,
+                     record_in=labs.sweep_experiment(study.experiment)) as ids:
+            prov, date = provenance.collect(), today()
+            experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
+            rows = {k: row for k, row in kept.items()}
+            print(f"sweep: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
+                  file=sys.stderr, flush=True)
+            record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
+            failed = 0
+            with progress.bar(len(todo), "sweep", "runs") as bar:
+                for i, got, error in arrivals:
+                    c0 = time.thread_time()
+                    p = todo[i]
+                    rid = ids[p.label]
+                    row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
+                           "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
+                    if error is None:
+                        r, machine, (seconds, cpu) = got
+                        compute += seconds
+                        compute_cpu += cpu
+                        mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
+                                      "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
+                        params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
+                                                                            mlflow_ids)
+                        row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
+                        tags[ROW_TAG] = json.dumps(row)
+                        tags[tracking.NOTE_TAG] = getattr(notes, g.study)([r], child=True)
+                        record(tracker, rid, params, metrics, artifacts, tags)
+                    else:
+                        failed += 1
+                        tracker.log(rid, params=common_params(to_dict(p.config), prov),
+                                    tags={"initstudy.error": error[:500]})
+                    tracker.end(rid, row["status"])
+                    ids.closed[rid] = row["status"]
+                    rows[point_key(p)] = row
+                    record_cpu += time.thread_time() - c0
+                    bar.set_postfix_str(f"{failed} failed", refresh=False)
+                    bar.update(1)
+            wall = time.perf_counter() - t_up
+            ordered = [rows[point_key(p)] for p in g.points]
+            timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
+                      "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
+                      "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
+            _record_parent(tracker, ids["top"], g, ordered, prov, timing)
+            link = tracker.ui_link(ids["top"])
+            if any(r["status"] != "FINISHED" for r in ordered):
+                ids.closed[ids["top"]] = "FAILED"
+                tracker.end(ids["top"], "FAILED")
+        return {"run_ids": ids, "rows": ordered, "wall_seconds": wall, "where": engine.where(), "kept": len(kept),
+                "timing": timing, "link": link}
 
 
-def _row(study, label, init, config, rid, r, error):
-    row = {"label": label, "init": init, "depth": config.depth, "seed": config.seed, "run_id": rid,
-           "status": "FAILED" if error else "FINISHED", "error": error}
-    if r is not None and study == "ablate":
-        row.update(outcome=r.outcome, steps_to_nan=r.steps_to_nan, final_loss=results.jsonable([r.final_loss])[0])
-    elif r is not None:
-        sat = np.flatnonzero(r.saturated)
-        row.update(final_layer_variance=results.jsonable([r.var[-1]])[0],
-                   saturated_from_layer=int(sat[0]) if len(sat) else None)
-    return row
-
-
-def _progress(done, failed, total, t0):
-    elapsed = time.perf_counter() - t0
-    eta = elapsed / done * (total - done) if done else float("nan")
-    print(f"sweep: {done}/{total} runs done ({failed} failed), elapsed {elapsed:.1f} s, ETA {eta:.0f} s",
-          file=sys.stderr, flush=True)
-
-
-def run(study: str, points: list, workers: int = 2, tracking_uri: str | None = None) -> dict:
-    """Open the parent and every child, compute in `workers` processes, record as results arrive."""
-    tracker = tracking.Tracker(tracking_uri)
-    labels = [p[0] for p in points]
-    child_tags = {label: {tracking.INIT_TAG: init, "initstudy.depth": c.depth, "initstudy.seed": c.seed}
-                  for label, init, c in points}
-    spec = {"study": study, "inits": ",".join(dict.fromkeys(p[1] for p in points)),
-            "depths": ",".join(dict.fromkeys(str(p[2].depth) for p in points)),
-            "seeds": ",".join(dict.fromkeys(str(p[2].seed) for p in points)), "workers": workers,
-            "runs": len(points)}
-    with run_set(tracker, EXPERIMENTS[study], "sweep", labels, tags={"initstudy.sweep": study},
-                 child_tags=child_tags, record_in=labs.sweep_experiment(EXPERIMENTS[study])) as ids:
-        prov, date = provenance.collect(), today()
-        experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
-        rows = [None] * len(points)
-        t0 = time.perf_counter()
-        pool = Pool(min(workers, len(points)))
-        print(f"sweep: {len(points)} runs in {len(pool.workers)} worker processes (pids {pool.pids()})",
-              file=sys.stderr, flush=True)
-        try:
-            done = failed = 0
-            for i, got, error in pool.map([(i, study, c, init) for i, (_, init, c) in enumerate(points)]):
-                label, init, config = points[i]
-                rid = ids[label]
-                r, blas = got or (None, None)
-                if error is None:
-                    mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
-                                  "parent_run_id": ids["top"], "run_ids": {init: rid}}
-                    params, metrics, tags, artifacts = _child_record(study, config, r, {**prov, "blas": blas}, date,
-                                                                    mlflow_ids)
-                    record(tracker, rid, params, metrics, artifacts, tags)
-                else:
-                    tracker.log(rid, params=common_params(to_dict(config), prov), tags={"initstudy.error": error[:500]})
-                    failed += 1
-                status = "FAILED" if error else "FINISHED"
-                tracker.end(rid, status)
-                ids.closed[rid] = status
-                rows[i] = _row(study, label, init, config, rid, r, error)
-                done += 1
-                _progress(done, failed, len(points), t0)
-            pool.close()
-        finally:
-            pool.terminate()
-        wall = time.perf_counter() - t0
-        _record_parent(tracker, ids["top"], study, spec, rows, prov, wall)
-        if failed:
-            raise JobFailed(f"{failed} of {len(points)} sweep runs failed: "
-                            + ", ".join(f"{r['label']} ({r['error']})" for r in rows if r["error"]))
-        link = tracker.ui_link(ids["top"])
-    return {"run_ids": ids, "rows": rows, "wall_seconds": wall, "link": link}
-
-
-def _record_parent(tracker, rid, study, spec, rows, prov, wall):
-    """sweep.json (one row per child), sweep.png, and per-init medians against depth as metrics."""
-    key = "final_loss" if study == "ablate" else "final_layer_variance"
-    metrics = [("runs_failed", sum(r["status"] != "FINISHED" for r in rows), 0), ("wall_seconds", wall, 0)]
-    for init in dict.fromkeys(r["init"] for r in rows):
-        for depth in sorted({r["depth"] for r in rows}):
-            vals = [r[key] for r in rows if r["init"] == init and r["depth"] == depth and r.get(key) is not None]
-            if vals:
-                metrics.append((f"{key}_median/{init}", float(np.median(vals)), depth))
-    params = {**{f"sweep.{k}": v for k, v in spec.items()}, **provenance.flatten(
-        {k: prov[k] for k in ("versions", "hardware", "blas", "git")}), "blas.threads_pinned": provenance.BLAS_THREADS}
-    doc = {"experiment": EXPERIMENTS[study], "sweep": spec, "wall_seconds": wall, "runs": rows}
-    title = f"Sweep ({study}): {spec['inits']} x depths {spec['depths']} x seeds {spec['seeds']}"
+def _record_parent(tracker, rid, g, rows, prov, timing):
+    """sweep.json (one row per child, built from the results), sweep.png, and per-line medians as metrics."""
+    study = studies.STUDIES[g.study]
+    key = study.panels[0][0]
+    metrics = [("runs_failed", sum(r["status"] != "FINISHED" for r in rows), 0),
+               ("wall_seconds", timing["wall_seconds"], 0)]
+    x, lines = plots.sweep_axes(g.axes)
+    if x is not None and all(isinstance(v, int) for v in g.axes[x]):  # a metric's step is an integer
+        for line, members in plots.sweep_lines(rows, lines).items():
+            for xv in g.axes[x]:
+                vals = [r[key] for r in members if r[x] == xv and r.get(key) is not None and r["status"] == "FINISHED"]
+                if vals:
+                    metrics.append((f"{key}_median/{line.replace(' ', '_').replace('=', '')}", float(np.median(vals)), xv))
+    params = {"runs": len(rows), **provenance.flatten({k: prov[k] for k in ("versions", "hardware", "blas", "git")}),
+              "blas.threads_pinned": provenance.BLAS_THREADS}
+    doc = {"experiment": study.experiment, "study": g.study, "axes": g.axes, "fixed": g.fixed, **timing, "runs": rows}
+    failed = sum(r["status"] != "FINISHED" for r in rows)
+    note = (f"Sweep of {g.study} over {g.text()}: {len(rows)} runs, {failed} failed.\n\nsweep.png (Artifacts) draws "
+            f"{key} per line against the grid; sweep.json holds one row per child; each child holds exactly what "
+            f"`{g.study}` records alone for its config, its description says what happened.")
     record(tracker, rid, params, metrics, {
         "sweep.json": write_text(results.dumps(doc)),
-        "sweep.png": lambda path: plots.sweep_summary(rows, path, study, title=title),
-    })
+        "sweep.png": lambda path: plots.sweep_summary(rows, path, g.axes, study.panels,
+                                                      title=f"Sweep ({g.study}): {g.text()}"),
+    }, {tracking.NOTE_TAG: note})

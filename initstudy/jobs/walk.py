@@ -55,6 +55,20 @@ def manifest_seeds(config, group) -> dict:
             **config.stream_seeds(), **bias}
 
 
+def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
+    """(params, metrics, tags, artifacts) of one init's walk, alone or as a sweep's child (the figures
+    are the caller's: a sweep does not draw them per child)."""
+    cfg = to_dict(config)
+    summary = lab_summary([r])
+    params = common_params(cfg, prov, init=r.init, **child_params(config, r))
+    mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
+                        inits=[r.init], seeds=manifest_seeds(config, [r]), results_summary=summary,
+                        mlflow=mlflow_ids)
+    artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, [r]))),
+                 "manifest.json": write_text(manifest.dumps(mf))}
+    return params, child_metrics(r), child_tags(r), artifacts
+
+
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     names = init_names(init)
     tracker = tracking.Tracker(tracking_uri)
@@ -65,25 +79,22 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         title = f"Variance walk: {config.depth} x {config.width} {config.activation}, batch {config.batch}, {config.dtype}"
         descriptions = {}
         for rid, group in groups(ids, out):
-            names_ = [r.init for r in group]
-            summary = lab_summary(group)
-            run_params = {"input_seed": config.input_seed(), "init": names_[0] if len(group) == 1 else "all"}
-            metrics, tags = [], None
             if len(group) == 1:
-                r = group[0]
-                run_params.update(child_params(config, r))
-                metrics, tags = child_metrics(r), child_tags(r)
-            params = common_params(cfg, prov, **run_params)
+                params, metrics, tags, artifacts = child_record(config, group[0], prov, date, mlflow_ids)
+            else:
+                summary = lab_summary(group)
+                params = common_params(cfg, prov, input_seed=config.input_seed(), init="all")
+                metrics, tags = [], None
+                mf = manifest.build(
+                    experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
+                    inits=[r.init for r in group], seeds=manifest_seeds(config, group), results_summary=summary,
+                    mlflow=mlflow_ids)
+                artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, group))),
+                             "manifest.json": write_text(manifest.dumps(mf))}
             descriptions[rid] = notes.walk(group, child=len(group) == 1)
-            mf = manifest.build(
-                experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg, inits=names_,
-                seeds=manifest_seeds(config, group), results_summary=summary, mlflow=mlflow_ids)
-            record(tracker, rid, params, metrics, {
-                "results.json": write_text(results.dumps(results.walk_json(cfg, group))),
-                "manifest.json": write_text(manifest.dumps(mf)),
-                "variance.png": lambda path, g=group: plots.variance_walk(g, path, title=title),
-                "jacobian.png": lambda path, g=group: plots.jacobian_spectrum(g, path, title=title),
-            }, tags)
+            artifacts["variance.png"] = lambda path, g=group: plots.variance_walk(g, path, title=title)
+            artifacts["jacobian.png"] = lambda path, g=group: plots.jacobian_spectrum(g, path, title=title)
+            record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}
 
