@@ -172,4 +172,7 @@ class Engine:
                 f.release()
         finally:
             for f in pending:
-                f.cancel()
+                try:
+                    f.cancel()
+                except RuntimeError:  # the client already closed (an interrupt shut the cluster down first)
+                    pass

@@ -20,7 +20,8 @@ from test_server import Server
 SUMMARY = {  # a lab's summary keys: the same on every run, un-prefixed; a run holds those that apply
     labs.ABLATE: {"initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",
                   "steps_to_nan", "flatline_step"},
-    labs.WALK: {"final_layer_variance"},
+    labs.WALK: {"final_layer_variance", "q_star", "chi1", "c_star", "xi_q", "xi_c", "jacobian_msv", "jacobian_msv_theory",
+                "jacobian_spread"},
     labs.DIAGNOSE: {"initial_loss", "expected_initial_loss", "train_loss", "dev_loss", "final_loss", "steps_to_nan"},
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from initstudy import grid as grid_mod
-from initstudy import labs, notes, plots, progress, provenance, results, studies, tracking
+from initstudy import labs, notes, parallel, plots, progress, provenance, results, studies, tracking
 from initstudy.config import ConfigError, parse, to_dict
 from initstudy.jobs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
 
@@ -155,33 +155,36 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
             failed = 0
             with progress.bar(len(todo), "sweep", "runs") as bar:
                 for i, got, error in arrivals:
-                    c0 = time.thread_time()
-                    p = todo[i]
-                    rid = ids[p.label]
-                    row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
-                           "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
-                    if error is None:
-                        r, machine, (seconds, cpu) = got
-                        compute += seconds
-                        compute_cpu += cpu
-                        mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
-                                      "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
-                        params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
-                                                                            mlflow_ids)
-                        row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
-                        tags[ROW_TAG] = json.dumps(row)
-                        tags[tracking.NOTE_TAG] = getattr(notes, g.study)([r], child=True)
-                        record(tracker, rid, params, metrics, artifacts, tags)
-                    else:
-                        failed += 1
-                        tracker.log(rid, params=common_params(to_dict(p.config), prov),
-                                    tags={"initstudy.error": error[:500]})
-                    tracker.end(rid, row["status"])
-                    ids.closed[rid] = row["status"]
-                    rows[point_key(p)] = row
-                    record_cpu += time.thread_time() - c0
-                    bar.set_postfix_str(f"{failed} failed", refresh=False)
-                    bar.update(1)
+                    # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
+                    # the request (and the flush after it), as in ablate's streaming
+                    with parallel.signals_held():
+                        c0 = time.thread_time()
+                        p = todo[i]
+                        rid = ids[p.label]
+                        row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
+                               "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
+                        if error is None:
+                            r, machine, (seconds, cpu) = got
+                            compute += seconds
+                            compute_cpu += cpu
+                            mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
+                                          "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
+                            params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
+                                                                                mlflow_ids)
+                            row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
+                            tags[ROW_TAG] = json.dumps(row)
+                            tags[tracking.NOTE_TAG] = getattr(notes, g.study)([r], child=True)
+                            record(tracker, rid, params, metrics, artifacts, tags)
+                        else:
+                            failed += 1
+                            tracker.log(rid, params=common_params(to_dict(p.config), prov),
+                                        tags={"initstudy.error": error[:500]})
+                        tracker.end(rid, row["status"])
+                        ids.closed[rid] = row["status"]
+                        rows[point_key(p)] = row
+                        record_cpu += time.thread_time() - c0
+                        bar.set_postfix_str(f"{failed} failed", refresh=False)
+                        bar.update(1)
             wall = time.perf_counter() - t_up
             ordered = [rows[point_key(p)] for p in g.points]
             timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
