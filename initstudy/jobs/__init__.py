@@ -161,7 +161,7 @@ def today() -> str:
 
 def summary_metrics(summary: dict) -> list:
     """A run's summary numbers as step-0 metrics, under the same keys on every run of a lab; None
-    (does not apply) and non-finite values are left out, strings are tags, not metrics."""
+    (does not apply) is left out, strings are tags, not metrics (Tracker.log drops non-finite values)."""
     return [(k, v, 0) for k, v in summary.items() if v is not None and not isinstance(v, str)]
 
 

@@ -112,9 +112,16 @@ def data_params(config, block: dict | None) -> dict:
 
 
 def child_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: dict | None = None) -> tuple:
-    """(params, metrics, tags, artifacts) of one init's run, alone or as a sweep's child: its config,
-    every series, the summary (the same keys for every init), losses.json and manifest.json (prov: the
-    provenance of where it ran; data_block: the dataset's identity, where the set was built here)."""
+    """(params, metrics, tags, artifacts) of one init's run as a sweep's child: every series and the
+    summary (the same keys for every init), with what a run alone records besides (init_record)."""
+    params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, data_block)
+    return params, _ablate_metrics(r), tags, artifacts
+
+
+def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: dict | None = None) -> tuple:
+    """(params, tags, artifacts) of one init's run: its config, losses.json and manifest.json (prov: the
+    provenance of where it ran; data_block: the dataset's identity, where the set was built here). A run
+    alone has streamed its series while training, so only a sweep builds them all (child_record)."""
     cfg = to_dict(config)
     mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                         inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed},
@@ -124,7 +131,7 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block:
     params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block))
     artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
-    return params, _ablate_metrics(r), {tracking.OUTCOME_TAG: r.outcome}, artifacts
+    return params, {tracking.OUTCOME_TAG: r.outcome}, artifacts
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
@@ -158,7 +165,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             descriptions[rid] = notes.ablate(group, child=len(group) == 1)
             if len(group) == 1:  # one init's run: what a sweep child records; the streamed series are in already
                 r = group[0]
-                params, _, tags, artifacts = child_record(config, r, prov, date, mlflow_ids, block)
+                params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, block)
                 metrics = recorded_after(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
