@@ -149,7 +149,7 @@ def _children(tracker, parent) -> list:
 
 
 def _complete(runs: dict) -> bool:
-    return all(i in runs for i in inits.INITS)
+    return all(i in runs for i in inits.LAB_INITS)
 
 
 def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
@@ -172,7 +172,7 @@ def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
     for group in singles.values():
         if _complete(group):
             candidates.append((max(r.info.start_time for r in group.values()),
-                               RunSet(experiment, None, {i: group[i] for i in inits.INITS})))
+                               RunSet(experiment, None, {i: group[i] for i in inits.LAB_INITS})))
     return [c[1] for c in sorted(candidates, key=lambda c: c[0], reverse=True)]
 
 
@@ -261,11 +261,11 @@ def find_sets(tracker, run_ids: list) -> list:
                 raise ConfigError(f"{experiment}: two runs for init {init}: {by_init[init].info.run_id}, "
                                   f"{r.info.run_id}")
             by_init[init] = r
-        missing = [i for i in inits.INITS if i not in by_init]
+        missing = [i for i in inits.LAB_INITS if i not in by_init]
         if missing:
             raise ConfigError(f"{experiment}: the set has no run for init {', '.join(missing)} "
-                              f"(a lab folder needs {', '.join(inits.INITS)})")
-        sets.append(RunSet(experiment, parent, {i: by_init[i] for i in inits.INITS}))
+                              f"(a lab folder needs {', '.join(inits.LAB_INITS)})")
+        sets.append(RunSet(experiment, parent, {i: by_init[i] for i in inits.LAB_INITS}))
     return sets
 
 
@@ -337,7 +337,7 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
         mf = merge_manifests(manifests, s)
     mf = public_store(mf)
     doc = read_doc(tracker, s, lab.results, tmp)
-    missing = [i for i in inits.INITS if i not in doc["inits"] or i not in mf["config"]["inits"]]
+    missing = [i for i in inits.LAB_INITS if i not in doc["inits"] or i not in mf["config"]["inits"]]
     if missing:
         raise ConfigError(f"{s.experiment}: the runs' {lab.results}/manifest.json hold no {', '.join(missing)}")
     with tempfile.TemporaryDirectory() as d:

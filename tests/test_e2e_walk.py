@@ -24,7 +24,7 @@ def test_parent_and_one_child_per_init(walk_all):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 3
-    assert {r.data.tags["initstudy.init"] for r in children} == set(inits.INITS)
+    assert {r.data.tags["initstudy.init"] for r in children} == set(inits.LAB_INITS)
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags["initstudy.experiment"] == "10-variance-walk" for r in runs)
@@ -71,12 +71,12 @@ def test_metrics_params_and_artifacts_read_back(walk_all):
 def test_parent_artifacts_hold_all_inits(walk_all):
     parent = walk_all.runs("tags.`initstudy.role` = 'parent'")[0]
     doc = json.loads(walk_all.download(parent.info.run_id, "results.json").read_text())
-    assert set(doc["inits"]) == set(inits.INITS) and len(doc["inits"]["xavier"]["layers"]) == 21
+    assert set(doc["inits"]) == set(inits.LAB_INITS) and len(doc["inits"]["xavier"]["layers"]) == 21
     mf = json.loads(walk_all.download(parent.info.run_id, "manifest.json").read_text())
     for key in ("experiment", "date", "seed", "versions", "hardware", "config", "results_summary"):
         assert key in mf
     assert mf["config"]["hidden_dim"] == 256 and mf["config"]["batch_size"] == 64
-    assert set(mf["results_summary"]) == {f"{i}_final_layer_variance" for i in inits.INITS}
+    assert set(mf["results_summary"]) == {f"{i}_final_layer_variance" for i in inits.LAB_INITS}
     assert mf["results_summary"]["xavier_final_layer_variance"] == doc["inits"]["xavier"]["layers"][-1]["var_empirical"]
     png = walk_all.download(parent.info.run_id, "variance.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

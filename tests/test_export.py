@@ -66,7 +66,7 @@ def test_five_files_per_folder_and_manifest(lab):
         assert {p.name for p in folder.iterdir()} == files
         mf = manifest.read(folder / "manifest.json")
         assert set(manifest.REQUIRED) <= set(mf) and mf["experiment"] == experiment
-        assert mf["config"]["inits"] == list(inits.INITS) and mf["config"]["hidden_dim"] == 256
+        assert mf["config"]["inits"] == list(inits.LAB_INITS) and mf["config"]["hidden_dim"] == 256
         parent = lab_parent(store, experiment)
         assert mf["mlflow"]["parent_run_id"] == parent.info.run_id
         children = store.runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
@@ -75,7 +75,7 @@ def test_five_files_per_folder_and_manifest(lab):
     ablate_mf = manifest.read(projects / "10-init-matters" / "manifest.json")
     assert {"steps_to_nan_uniform", "final_loss_xavier", "final_loss_kaiming"} <= set(ablate_mf["results_summary"])
     assert ablate_mf["config"]["steps"] == STEPS and ablate_mf["config"]["batch_size"] == 64
-    assert {f"weights/{i}" for i in inits.INITS} | {"data_seed", "data", "batches"} == set(ablate_mf["seeds"])
+    assert {f"weights/{i}" for i in inits.LAB_INITS} | {"data_seed", "data", "batches"} == set(ablate_mf["seeds"])
 
 
 def test_readme_numbers_are_the_runs_metrics(lab):
@@ -102,10 +102,10 @@ def test_walk_readme_quotes_the_relu_walk(lab):
     relu = lab_parent(store, "10-variance-walk", "relu")
     doc = json.loads(store.download(relu.info.run_id, "results.json").read_text())
     text = (projects / "10-variance-walk" / "README.md").read_text()
-    labels = {i: inits.INITS[i].label for i in inits.INITS}
-    var = {i: [l["var_empirical"] for l in doc["inits"][i]["layers"]] for i in inits.INITS}
+    labels = {i: inits.INITS[i].label for i in inits.LAB_INITS}
+    var = {i: [l["var_empirical"] for l in doc["inits"][i]["layers"]] for i in inits.LAB_INITS}
     quoted = ", ".join(f"{labels[i]} ×{(var[i][20] / var[i][1]) ** (1 / 19):.4g} per layer (final {var[i][20]:.4g})"
-                       for i in inits.INITS)
+                       for i in inits.LAB_INITS)
     assert f"Measured with ReLU (walk run `{relu.info.run_id}`, same shape and seed): {quoted};" in text
     assert 0.9 < (var["kaiming"][20] / var["kaiming"][1]) ** (1 / 19) < 1.1  # Kaiming holds under ReLU
 
@@ -188,7 +188,7 @@ def walk_singles(small_store):
 
 def ids_of(small, walk_singles):
     if not walk_singles:
-        walk_singles += [small[0](i, seed=7) for i in inits.INITS]
+        walk_singles += [small[0](i, seed=7) for i in inits.LAB_INITS]
     return [a for i in walk_singles for a in ("--run-id", i)]
 
 
@@ -203,15 +203,15 @@ def refused(capsys, argv, *words):
 
 def test_singles_export_and_unknown_or_unfinished_runs(small, small_store, capsys):
     walk, _, work = small
-    ids = [walk(i) for i in inits.INITS]
+    ids = [walk(i) for i in inits.LAB_INITS]
     refused(capsys, ["--run-id", "0123456789abcdef0123456789abcdef"], "unknown run id 0123456789abcdef")
     small_store.client.set_terminated(ids[1], status="FAILED")
     refused(capsys, [a for i in ids for a in ("--run-id", i)], ids[1], "FAILED, not FINISHED", "--allow-unfinished")
     assert not (work / "projects").exists()
     assert export.run_cli([a for i in ids for a in ("--run-id", i)] + ["--allow-unfinished"]) == 0
     mf = manifest.read(work / "projects" / "10-variance-walk" / "manifest.json")
-    assert mf["mlflow"]["run_ids"] == dict(zip(inits.INITS, ids)) and mf["mlflow"]["parent_run_id"] is None
-    assert set(mf["seeds"]) == {"input", "pairs", "top_grad", "probes"} | {f"weights/{i}" for i in inits.INITS}
+    assert mf["mlflow"]["run_ids"] == dict(zip(inits.LAB_INITS, ids)) and mf["mlflow"]["parent_run_id"] is None
+    assert set(mf["seeds"]) == {"input", "pairs", "top_grad", "probes"} | {f"weights/{i}" for i in inits.LAB_INITS}
 
 
 def test_set_with_different_config_or_data_seed_or_missing_init(small, capsys):
@@ -228,11 +228,11 @@ def test_singles_with_biases_export_and_reproduce(small, capsys):
     """Single walk runs with sigma_b2 > 0 each carry their own bias seed: they still form one set, the
     folder's manifest lists every init's, and it reproduces (signal block included) bit for bit."""
     walk, _, work = small
-    ids = [walk(i, sigma_b2=0.1, gain=1.2, activation="tanh") for i in inits.INITS]
+    ids = [walk(i, sigma_b2=0.1, gain=1.2, activation="tanh") for i in inits.LAB_INITS]
     assert export.run_cli([a for i in ids for a in ("--run-id", i)]) == 0
     folder = work / "projects" / "10-variance-walk"
     mf = manifest.read(folder / "manifest.json")
-    assert {f"biases/{i}" for i in inits.INITS} <= set(mf["seeds"]) and mf["config"]["sigma_b2"] == 0.1
+    assert {f"biases/{i}" for i in inits.LAB_INITS} <= set(mf["seeds"]) and mf["config"]["sigma_b2"] == 0.1
     capsys.readouterr()
     from initstudy import reproduce
 
@@ -276,7 +276,7 @@ def test_out_outside_projects_is_refused_unless_absolute(small, walk_singles, ca
                                         ('{"experiment": "10-variance-walk"}', ["missing keys", "seed"])])
 def test_bad_manifest_artifact_is_refused(small, small_store, capsys, text, words):
     walk, _, work = small
-    ids = [walk(i) for i in inits.INITS]
+    ids = [walk(i) for i in inits.LAB_INITS]
     (small_store.root / "artifacts" / ids[2] / "artifacts" / "manifest.json").write_text(text)
     refused(capsys, [a for i in ids for a in ("--run-id", i)], ids[2], *words)
     assert not (work / "projects").exists()

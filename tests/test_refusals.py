@@ -138,7 +138,7 @@ def refused(tmp_path_factory):
     assert first.returncode == 0, first.stderr[-2000:]
     world["unfinished"] = [store.client.create_run(store.experiment_id, tags={
         "initstudy.experiment": "10-variance-walk", "initstudy.role": "single", "initstudy.init": i}).info.run_id
-        for i in inits.INITS]
+        for i in inits.LAB_INITS]
     world["mixed"] = clone_set(store, children, _mixed)
     world["incomplete"] = clone_set(store, children, _incomplete)
     world["corrupt"] = clone_set(store, children, _corrupt)

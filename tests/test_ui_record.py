@@ -136,7 +136,7 @@ def test_no_series_ends_in_nan_and_summaries_share_keys(served):
             if parent:
                 children.setdefault(parent, []).append(run)
         for parent, kids in children.items():
-            assert len(kids) == len(inits.INITS)
+            assert len(kids) == len(inits.LAB_INITS)
             for kid in kids:  # the same summary keys, none named for an init; the parent's source tags
                 summary = {k for k in metrics(kid) if "/" not in k}
                 assert summary <= SUMMARY[name] and summary, (name, summary)

@@ -39,7 +39,7 @@ def forward_again(config, init):
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
-@pytest.mark.parametrize("init", list(inits.INITS))
+@pytest.mark.parametrize("init", list(inits.LAB_INITS))
 def test_one_step_prediction_within_its_sampling_error(activation, init):
     """Given layer l's input h, z = h @ W has columns z_j ~ N(0, s2 G), G = h h^T, independent over j.
     So mean(z^2) has mean s2 tr(G)/B (the one-step prediction) and s.d. s2 sqrt(2 tr(G^2)/n)/B.
@@ -74,7 +74,7 @@ def walk_ratios(activation):
     with provenance.pin_blas_threads():
         return {init: np.array([(lambda r: r.var[1:] / r.var_theory[1:])(run_walk(WalkConfig(activation=activation,
                                                                                             seed=1000 + s), init, signal=False))
-                                for s in range(seeds_)]) for init in inits.INITS}
+                                for s in range(seeds_)]) for init in inits.LAB_INITS}
 
 
 def mean_log_errors(activation, factor=1.0):
@@ -109,13 +109,13 @@ def test_growth_factors_are_the_theorys_not_the_labs_sentence():
 
 def test_same_seed_is_bit_identical_and_inits_share_the_input():
     config = WalkConfig()
-    a = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.INITS]))
-    b = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.INITS]))
+    a = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
+    b = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
     assert a == b
-    seeds_ = {config.weight_seed(i) for i in inits.INITS}
+    seeds_ = {config.weight_seed(i) for i in inits.LAB_INITS}
     assert len(seeds_) == 3 and config.input_seed() not in seeds_
     doc = json.loads(a)
-    var0 = {doc["inits"][i]["layers"][0]["var_empirical"] for i in inits.INITS}
+    var0 = {doc["inits"][i]["layers"][0]["var_empirical"] for i in inits.LAB_INITS}
     assert len(var0) == 1  # the same input batch for all three
     assert run_walk(WalkConfig(seed=43), "xavier").var[-1] != run_walk(config, "xavier").var[-1]
 

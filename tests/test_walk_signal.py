@@ -155,7 +155,7 @@ def test_signal_block_round_trips_through_results_json():
     from initstudy import results
 
     config = WalkConfig(depth=3, width=16, activation="tanh", sigma_b2=0.05)
-    rs = [run_walk(config, i) for i in inits.INITS]
+    rs = [run_walk(config, i) for i in inits.LAB_INITS]
     doc = results.walk_json(vars(config), rs)
     assert set(doc["config"]) == {"depth", "width", "batch", "input_variance", "activation", "dtype", "seed"}
     assert doc["signal"]["config"] == {"sigma_b2": 0.05, "gain": 1.0, "c0": 0.5}

@@ -65,8 +65,9 @@ class RunSet(dict):
 
 
 def init_names(choice: str) -> list[str]:
+    """`all` is the lab's three (inits.LAB_INITS: committed projects depend on it), else one registered scheme."""
     one_of("init", choice, ("all", *inits.INITS))
-    return list(inits.INITS) if choice == "all" else [choice]
+    return list(inits.LAB_INITS) if choice == "all" else [choice]
 
 
 @contextlib.contextmanager
@@ -189,7 +190,7 @@ def add_common_arguments(parser, config_cls, init: bool = True):
     """--init (unless the study has none), --tracking-uri and one --<field> per config field (all
     strings, validated later)."""
     if init:
-        parser.add_argument("--init", default="all", help="all, or one init scheme")
+        parser.add_argument("--init", default="all", help="all (the lab's uniform, xavier, kaiming), or one init scheme")
     parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
     for f in dataclasses.fields(config_cls):
         flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
