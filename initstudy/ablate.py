@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy import data, diagnostics, fastmlp, inits, labs, nn, seeds
+from initstudy import data, diagnostics, fastmlp, inits, labs, lsuv, nn, seeds
 from initstudy.config import at_least, one_of, positive, ConfigError
 
 EXPERIMENT = labs.ABLATE  # the MLflow experiment and the manifest's "experiment"
@@ -75,6 +75,17 @@ class AblateConfig:
     def weight_seed(self, init: str) -> int:
         return seeds.derive_seed(self.seed, f"ablate/weights/{init}")
 
+    def lsuv_seed(self) -> int:
+        """The seed of the training batch a data-dependent init (lsuv) rescales the layers on."""
+        return seeds.derive_seed(self.data_seed, "lsuv")
+
+    def check_init(self, init: str):
+        """What an init asks of the config beyond its name (grid points and the job call this)."""
+        one_of("init", init, tuple(inits.INITS))
+        if inits.INITS[init].needs_data and self.norm != "none":
+            raise ConfigError(f"init {init} rescales each layer to unit output variance itself; it takes norm=none, "
+                              f"got norm={self.norm}")
+
     def stream_seeds(self) -> dict:
         """The seeds data.py derives from data_seed, recorded so a reader need not re-derive them
         ("data": the seed the set's generator got: mnist1d's is data_seed itself, digits has none)."""
@@ -106,6 +117,7 @@ class AblateResult:
     final_val_acc: float
     loss_slope_last200: float
     extra: dict = field(default_factory=dict)
+    lsuv: object = None  # lsuv.Report of init lsuv (its batch: lsuv_seed()), else None
 
     def summary(self) -> dict:
         return {
@@ -183,20 +195,46 @@ class ReferenceCore:
         return self.model.hidden()
 
 
-def make_core(config: AblateConfig, init: str):
-    """The fast core where it applies (norm none), else the nn.py reference; both give the same bits."""
+def lsuv_batch(config: AblateConfig, ds: data.Dataset) -> np.ndarray:
+    """`batch` training inputs drawn without replacement with lsuv_seed()."""
+    idx = seeds.rng(config.lsuv_seed()).choice(config.n_train, config.batch, replace=False)
+    return ds.x_train[np.sort(idx)]
+
+
+def apply_lsuv(config: AblateConfig, model: nn.MLP, ds: data.Dataset) -> lsuv.Report:
+    """Rescale the model's Linears in place (Mishkin & Matas Alg. 1 on lsuv_batch, in float64, cast back)."""
+    linears = model.linears
+    act = nn.ACTIVATIONS[config.activation].fn
+    ws, report = lsuv.lsuv([l.weight for l in linears], [l.bias for l in linears], act, lsuv_batch(config, ds),
+                           config.lsuv_seed())
+    for l, w in zip(linears, ws):
+        l.weight = w.astype(l.weight.dtype)
+    return report
+
+
+def prepare(config: AblateConfig, init: str, ds: data.Dataset | None = None):
+    """(core, lsuv report or None): the model drawn (and, for a data-dependent init, rescaled on a batch of
+    ds), in the fast core where it applies (norm none), else the nn.py reference; both give the same bits."""
+    config.check_init(init)
     model = build_model(config, init)
+    report = apply_lsuv(config, model, ds or dataset(config)) if inits.INITS[init].needs_data else None
     if config.norm == "none":
-        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch)
-    return ReferenceCore(model, config.lr, config.momentum)
+        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch), report
+    return ReferenceCore(model, config.lr, config.momentum), report
+
+
+def make_core(config: AblateConfig, init: str, ds: data.Dataset | None = None):
+    return prepare(config, init, ds)[0]
 
 
 def train(config: AblateConfig, init: str, ds: data.Dataset | None = None, on_step=None, on_diag=None) -> AblateResult:
     """on_step(step, loss), if given, sees each loss as it is computed (so a killed run can flush it);
     on_diag(step, {stat: per-layer array}) each diagnostics row."""
-    one_of("init", init, tuple(inits.INITS))
     ds = ds or dataset(config)
-    return run_core(config, init, ds, make_core(config, init), on_step, on_diag)
+    core, report = prepare(config, init, ds)
+    result = run_core(config, init, ds, core, on_step, on_diag)
+    result.lsuv = report
+    return result
 
 
 def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=None, on_diag=None) -> AblateResult:

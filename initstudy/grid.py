@@ -115,6 +115,8 @@ def build(study: str, grid: str = "", fixed: str = "", inits_: str = "", depths:
         label = " ".join(_label_part(k, values[k]) for k in varying) or values["init"]
         try:
             config = parse(cls, {**fixed_values, **{k: v for k, v in values.items() if k != "init"}})
+            if hasattr(config, "check_init"):  # what the init asks of the rest (ablate: lsuv needs norm=none)
+                config.check_init(values["init"])
         except ConfigError as e:
             raise ConfigError(f"grid point {label!r}: {e}") from None
         out.points.append(Point(label, values["init"], config, values))

@@ -25,6 +25,7 @@ SERIES = {
     "var_pred": f"{VARIANCE}/var_pred",
     "var_theory": f"{VARIANCE}/var_theory",
     "saturated": "overflow/saturated",  # 0/1 per layer: after the variance curves, not before var
+    "lsuv_scale": "lsuv/scale",  # init lsuv (walk, ablate): the factor on each layer's orthogonal W, step = layer
     # walk's signal propagation (step = layer index): lowercase sections, after Variance
     "grad_var": "gradient/grad_var",
     "grad_var_theory": "gradient/grad_var_theory",

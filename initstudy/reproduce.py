@@ -89,6 +89,8 @@ def expected_seeds(config, names, recorded=()) -> dict:
                 base.update({f"biases/{i}": config.bias_seed(i) for i in names})
     else:
         base = config.stream_seeds()
+        if any(inits.INITS[i].needs_data for i in names if i in inits.INITS):  # lsuv's training batch
+            base["lsuv_batch"] = config.lsuv_seed()
     return {**base, **{f"weights/{i}": config.weight_seed(i) for i in names}}
 
 

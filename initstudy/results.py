@@ -40,12 +40,19 @@ def walk_json(config: dict, results) -> dict:
                  "var_closed_form": theory[l], "saturated": bool(r.saturated[l])}
                 for l in range(len(var))
             ],
+            **_lsuv_block(r),
         }
     signals = {r.init: r.signal for r in results if getattr(r, "signal", None) is not None}
     if signals:
         out["signal"] = {"config": {k: config[k] for k in SIGNAL_FIELDS if k in config},
                          "inits": {init: signal_json(s) for init, s in signals.items()}}
     return out
+
+
+def _lsuv_block(r) -> dict:
+    """A data-dependent init's record ({"lsuv": ...}; reproduce compares it like every scalar), else nothing."""
+    report = getattr(r, "lsuv", None)
+    return {} if report is None else {"lsuv": report.as_dict()}
 
 
 def signal_json(s) -> dict:
@@ -133,6 +140,7 @@ def ablate_json(config: dict, results) -> dict:
             "loss": jsonable(r.losses),
             "val": {"step": [int(s) for s in r.val_steps], "loss": jsonable(r.val_loss), "acc": jsonable(r.val_acc)},
             "summary": {k: v if v is None or isinstance(v, int) else jsonable([v])[0] for k, v in r.summary().items()},
+            **_lsuv_block(r),
         }
     return out
 

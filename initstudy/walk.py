@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy import inits, labs, nn, seeds, theory
+from initstudy import inits, labs, lsuv, nn, seeds, theory
 from initstudy.config import ConfigError, at_least, one_of, positive
 
 DTYPES = ("float64", "float32", "float16")
@@ -73,6 +73,7 @@ class WalkResult:
     var_theory: np.ndarray  # closed form from the input alone
     saturated: np.ndarray  # bool: the layer holds a non-finite value (overflow)
     signal: "Signal" = None
+    lsuv: "lsuv.Report | None" = None  # init lsuv: its per-layer scales on the input batch (seed: input_seed)
 
     def series(self) -> dict:
         return {"var": self.var, "var_pred": self.var_pred, "var_theory": self.var_theory,
@@ -149,12 +150,18 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     var[0] = np.var(z, dtype=np.float64)
     corr[0] = pair_correlation(zp) if signal else np.nan
     ws, zs = [], [z]  # kept for the backward pass and the Jacobian
+    report = lsuv.Report(config.input_seed()) if inits.INITS[init].needs_data else None  # LSUV on the walk's own input batch
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(1, depth + 1):
-            w = inits.sample_weights(init, rng, n, n, config.gain).astype(config.dtype)
+            w = inits.sample_weights(init, rng, n, n, config.gain)
             b = None if bias_rng is None else (bias_rng.standard_normal(n) * np.sqrt(sb2)).astype(config.dtype)
             h = z if l == 1 else phi(z)
-            pred[l] = n * sigma2 * np.mean(np.square(h, dtype=np.float64)) + sb2
+            s2 = sigma2
+            if report is not None:  # Mishkin & Matas Alg. 1 on this layer, given the layers below as scaled
+                w, _ = lsuv.next_layer(report, h, w, b)
+                s2 = sigma2 * report.layers[-1].scale ** 2
+            w = w.astype(config.dtype)
+            pred[l] = n * s2 * np.mean(np.square(h, dtype=np.float64)) + sb2
             z = h @ w if b is None else h @ w + b
             saturated[l] = saturated[l - 1] or not np.all(np.isfinite(z))
             var[l] = np.var(z, dtype=np.float64) if not saturated[l] else np.inf
@@ -167,7 +174,7 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     q = theory.closed_form(config.activation, n * sigma2, depth, config.input_variance, sb2)
     if signal:
         sig = propagate(config, act, n * sigma2, q, ws, zs, corr, None if bias_rng is None else config.bias_seed(init))
-    return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig if signal else None)
+    return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig if signal else None, report)
 
 
 def propagate(config, act, sw2, q, ws, zs, corr, bias_seed) -> Signal:

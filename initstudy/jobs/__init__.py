@@ -10,7 +10,9 @@ a kill still closes them with a status; metrics go in a handful of batched calls
 import contextlib
 import dataclasses
 import datetime
+import json
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -62,6 +64,29 @@ class RunSet(dict):
             except Exception:  # a broken worker pipe must not keep the rest from being recorded
                 pass
         self.log_partial(tracker, tags={"initstudy.partial": "true"})
+
+
+LSUV_TAG = "initstudy.lsuv"  # "converged", or "failed: <the one line naming the layer>"
+
+
+def lsuv_record(report) -> tuple[dict, list, dict]:
+    """(params, metrics, tags) of a data-dependent init's rescaling (lsuv.Report; None: none of these):
+    the batch's seed, whether it converged, the per-layer scales as a param (JSON) and a series (step = layer)."""
+    if report is None:
+        return {}, [], {}
+    params = {"lsuv_batch_seed": report.batch_seed, "lsuv_converged": report.converged,
+              "lsuv_scales": json.dumps(report.scales())}
+    metrics = [(keys.series("lsuv_scale"), v, l) for l, v in enumerate(report.scales(), start=1)]
+    return params, metrics, {LSUV_TAG: "converged" if report.converged else f"failed: {report.failure()}"}
+
+
+def warn_lsuv(entry: str, results) -> None:
+    """The one line a run whose LSUV did not converge prints (it still ends FINISHED, tagged)."""
+    for r in results:
+        report = getattr(r, "lsuv", None)
+        if report is not None and not report.converged:
+            print(f"{entry}: warning: init {r.init}: {report.failure()}; recorded as is (tag {LSUV_TAG})",
+                  file=sys.stderr)
 
 
 def init_names(choice: str) -> list[str]:

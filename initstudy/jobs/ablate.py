@@ -7,7 +7,8 @@ from initstudy import data, inits, keys, manifest, notes, parallel, progress, pr
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
-                            depth_profiles, layer_series, mlflow_block, record, run_set, summary_metrics, today, write_text)
+                            depth_profiles, layer_series, lsuv_record, mlflow_block, record, run_set, summary_metrics,
+                            today, warn_lsuv, write_text)
 
 HELP = "lab 01: train a deep MLP under each init, loss every step"
 
@@ -18,7 +19,10 @@ def add_arguments(parser):
 
 def main(args):
     config = config_from_args(AblateConfig, args)
+    for name in init_names(args.init):
+        config.check_init(name)  # e.g. lsuv with batchnorm: refused before anything starts
     out = run(config, args.init, args.tracking_uri)
+    warn_lsuv("initstudy ablate", out["results"].values())
     print(f"ablate: logged run {out['run_ids']['top']}: " + ", ".join(f"{n} {r.outcome}" for n, r in out["results"].items())
           + f"\n  mlflow ui: {out['link']}")
 
@@ -43,7 +47,7 @@ def recorded_after(r) -> list:
     keys for every init; a value that does not apply is left out, as are non-finite points)."""
     m = [(keys.series("val_loss"), v, s) for s, v in zip(r.val_steps, r.val_loss)]
     m += [(keys.series("val_acc"), v, s) for s, v in zip(r.val_steps, r.val_acc)]
-    return m + depth_profiles(r.diag) + summary_metrics(r.summary())
+    return m + depth_profiles(r.diag) + summary_metrics(r.summary()) + lsuv_record(r.lsuv)[1]
 
 
 def _ablate_metrics(r) -> list:
@@ -123,15 +127,20 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
     provenance of where it ran; data_block: the dataset's identity, where the set was built here). A run
     alone has streamed its series while training, so only a sweep builds them all (child_record)."""
     cfg = to_dict(config)
+    lsuv_seed = {} if r.lsuv is None else {"lsuv_batch": r.lsuv.batch_seed}
     mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
-                        inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed},
+                        inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed, **lsuv_seed},
                         results_summary=ablate_summary([r]), mlflow=mlflow_ids)
     if data_block is not None:
         mf["data"] = data_block
-    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block))
+    if r.lsuv is not None:
+        mf["lsuv"] = {r.init: r.lsuv.as_dict()}
+    lsuv_params, _, lsuv_tags = lsuv_record(r.lsuv)
+    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block),
+                           **lsuv_params)
     artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
-    return params, {tracking.OUTCOME_TAG: r.outcome}, artifacts
+    return params, {tracking.OUTCOME_TAG: r.outcome, **lsuv_tags}, artifacts
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 
 from initstudy import data, inits, keys, manifest, notes, plots, progress, provenance, results, tracking
 from initstudy import diagnose as diagnose_mod
-from initstudy.config import one_of, to_dict
+from initstudy.config import ConfigError, one_of, to_dict
 from initstudy.diagnose import EXPERIMENT, DiagnoseConfig
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, depth_profiles, finish, layer_series,
                             mlflow_block, record, run_set, summary_metrics, today, write_text)
@@ -21,6 +21,9 @@ def add_arguments(parser):
 
 def main(args):
     one_of("init", args.init, tuple(inits.INITS))  # one model per run: no `all` here
+    if inits.INITS[args.init].needs_data:
+        raise ConfigError(f"init {args.init} is data-dependent and diagnose does not rescale on a batch; "
+                          f"allowed: {', '.join(i for i in inits.INITS if not inits.INITS[i].needs_data)}")
     config = config_from_args(DiagnoseConfig, args)
     words = data.names_corpus(config.words_file)  # a bad file is refused before MLflow starts
     out = run(config, args.init, args.tracking_uri, words)

@@ -6,7 +6,7 @@ scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
 from initstudy import keys, manifest, notes, plots, provenance, results, tracking
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
-                            mlflow_block, record, run_set, summary_metrics, today, write_text)
+                            lsuv_record, mlflow_block, record, run_set, summary_metrics, today, warn_lsuv, write_text)
 from initstudy.walk import EXPERIMENT, WalkConfig, run_walk
 
 HELP = "lab 00: per-layer activation variance under each init, with gradients, correlations and the Jacobian"
@@ -20,6 +20,7 @@ def add_arguments(parser):
 def main(args):
     config = config_from_args(WalkConfig, args)
     out = run(config, args.init, args.tracking_uri)
+    warn_lsuv("initstudy walk", out["results"].values())
     print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})\n  mlflow ui: {out['link']}")
 
 
@@ -46,7 +47,7 @@ def child_params(config, r) -> dict:
 
 
 def child_tags(r) -> dict:
-    return {PHASE_TAG: r.signal.scales["phase"]}
+    return {PHASE_TAG: r.signal.scales["phase"], **lsuv_record(r.lsuv)[2]}
 
 
 def manifest_seeds(config, group) -> dict:
@@ -60,13 +61,16 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
     are the caller's: a sweep does not draw them per child)."""
     cfg = to_dict(config)
     summary = lab_summary([r])
-    params = common_params(cfg, prov, init=r.init, **child_params(config, r))
+    lsuv_params, lsuv_metrics, _ = lsuv_record(r.lsuv)
+    params = common_params(cfg, prov, init=r.init, **child_params(config, r), **lsuv_params)
     mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                         inits=[r.init], seeds=manifest_seeds(config, [r]), results_summary=summary,
                         mlflow=mlflow_ids)
+    if r.lsuv is not None:
+        mf["lsuv"] = {r.init: r.lsuv.as_dict()}
     artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
-    return params, child_metrics(r), child_tags(r), artifacts
+    return params, child_metrics(r) + lsuv_metrics, child_tags(r), artifacts
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
