@@ -9,7 +9,9 @@ import numpy as np  # noqa: E402
 
 from initstudy import inits  # noqa: E402
 
-COLORS = {"uniform": "tab:red", "xavier": "tab:blue", "kaiming": "tab:green"}
+COLORS = {"uniform": "tab:red", "xavier": "tab:blue", "kaiming": "tab:green", "orthogonal": "tab:purple",
+          "lsuv": "tab:orange", "xavier_avg": "tab:cyan", "xavier_uniform": "tab:olive", "kaiming_uniform": "tab:pink",
+          "lecun_normal": "tab:brown", "truncated_normal": "tab:gray", "standard_uniform": "black"}
 PNG_META = {"Software": None}  # no version stamp: the bytes depend only on the data
 
 

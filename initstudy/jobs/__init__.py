@@ -80,6 +80,12 @@ def lsuv_record(report) -> tuple[dict, list, dict]:
     return params, metrics, {LSUV_TAG: "converged" if report.converged else f"failed: {report.failure()}"}
 
 
+def lsuv_manifest(group) -> dict:
+    """The manifest's "lsuv" block {init: batch seed, tolerance, per-layer scales...}, for the results that have one."""
+    block = {r.init: r.lsuv.as_dict() for r in group if getattr(r, "lsuv", None) is not None}
+    return {"lsuv": block} if block else {}
+
+
 def warn_lsuv(entry: str, results) -> None:
     """The one line a run whose LSUV did not converge prints (it still ends FINISHED, tagged)."""
     for r in results:
@@ -90,9 +96,14 @@ def warn_lsuv(entry: str, results) -> None:
 
 
 def init_names(choice: str) -> list[str]:
-    """`all` is the lab's three (inits.LAB_INITS: committed projects depend on it), else one registered scheme."""
-    one_of("init", choice, ("all", *inits.INITS))
-    return list(inits.LAB_INITS) if choice == "all" else [choice]
+    """`all` is the lab's three (inits.LAB_INITS: committed projects depend on it), else registered schemes,
+    one or a comma list ("orthogonal,lecun_normal": a parent with a child each, their figures side by side)."""
+    if str(choice).strip() == "all":
+        return list(inits.LAB_INITS)
+    names = [n.strip() for n in str(choice).split(",") if n.strip()] or [choice]
+    for n in names:
+        one_of("init", n, ("all", *inits.INITS) if len(names) == 1 else tuple(inits.INITS))
+    return list(dict.fromkeys(names))
 
 
 @contextlib.contextmanager
@@ -215,7 +226,7 @@ def add_common_arguments(parser, config_cls, init: bool = True):
     """--init (unless the study has none), --tracking-uri and one --<field> per config field (all
     strings, validated later)."""
     if init:
-        parser.add_argument("--init", default="all", help="all (the lab's uniform, xavier, kaiming), or one init scheme")
+        parser.add_argument("--init", default="all", help="all (the lab's uniform, xavier, kaiming), one init scheme, or a comma list")
     parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
     for f in dataclasses.fields(config_cls):
         flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])

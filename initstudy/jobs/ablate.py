@@ -7,8 +7,8 @@ from initstudy import data, inits, keys, manifest, notes, parallel, progress, pr
 from initstudy.ablate import EXPERIMENT, AblateConfig
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
-                            depth_profiles, layer_series, lsuv_record, mlflow_block, record, run_set, summary_metrics,
-                            today, warn_lsuv, write_text)
+                            depth_profiles, layer_series, lsuv_manifest, lsuv_record, mlflow_block, record, run_set,
+                            summary_metrics, today, warn_lsuv, write_text)
 
 HELP = "lab 01: train a deep MLP under each init, loss every step"
 
@@ -106,6 +106,11 @@ def _counted(on_step, bar):
     return f
 
 
+def lsuv_seeds(group) -> dict:
+    """The manifest seed of lsuv's training batch (derived from data_seed), where an init of the group rescaled on one."""
+    return {"lsuv_batch": r.lsuv.batch_seed for r in group if r.lsuv is not None}
+
+
 def data_params(config, block: dict | None) -> dict:
     """The dataset's params: its digest, the shape as resolved (`mlflow run` has logged input_dim etc. as
     given: 0 = the dataset's) and its sha256; none where the set was not built here (a sweep child)."""
@@ -127,14 +132,12 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
     provenance of where it ran; data_block: the dataset's identity, where the set was built here). A run
     alone has streamed its series while training, so only a sweep builds them all (child_record)."""
     cfg = to_dict(config)
-    lsuv_seed = {} if r.lsuv is None else {"lsuv_batch": r.lsuv.batch_seed}
     mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
-                        inits=[r.init], seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed, **lsuv_seed},
-                        results_summary=ablate_summary([r]), mlflow=mlflow_ids)
+                        inits=[r.init], results_summary=ablate_summary([r]), mlflow=mlflow_ids,
+                        seeds={**config.stream_seeds(), f"weights/{r.init}": r.weight_seed, **lsuv_seeds([r])})
     if data_block is not None:
         mf["data"] = data_block
-    if r.lsuv is not None:
-        mf["lsuv"] = {r.init: r.lsuv.as_dict()}
+    mf.update(lsuv_manifest([r]))
     lsuv_params, _, lsuv_tags = lsuv_record(r.lsuv)
     params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block),
                            **lsuv_params)
@@ -178,12 +181,14 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 metrics = recorded_after(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
-                params = common_params(cfg, prov, init="all", **data_params(config, block))
+                params = common_params(cfg, prov, init=init, **data_params(config, block))
                 mf = manifest.build(
                     experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                     inits=[r.init for r in group], results_summary=ablate_summary(group), mlflow=mlflow_ids,
-                    seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group}})
+                    seeds={**config.stream_seeds(), **{f"weights/{r.init}": r.weight_seed for r in group},
+                           **lsuv_seeds(group)})
                 mf["data"] = block
+                mf.update(lsuv_manifest(group))
                 metrics, tags = [], {}
                 artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}

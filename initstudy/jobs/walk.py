@@ -6,7 +6,8 @@ scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
 from initstudy import keys, manifest, notes, plots, provenance, results, tracking
 from initstudy.config import to_dict
 from initstudy.jobs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
-                            lsuv_record, mlflow_block, record, run_set, summary_metrics, today, warn_lsuv, write_text)
+                            lsuv_manifest, lsuv_record, mlflow_block, record, run_set, summary_metrics, today,
+                            warn_lsuv, write_text)
 from initstudy.walk import EXPERIMENT, WalkConfig, run_walk
 
 HELP = "lab 00: per-layer activation variance under each init, with gradients, correlations and the Jacobian"
@@ -66,8 +67,7 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
     mf = manifest.build(experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                         inits=[r.init], seeds=manifest_seeds(config, [r]), results_summary=summary,
                         mlflow=mlflow_ids)
-    if r.lsuv is not None:
-        mf["lsuv"] = {r.init: r.lsuv.as_dict()}
+    mf.update(lsuv_manifest([r]))
     artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
     return params, child_metrics(r) + lsuv_metrics, child_tags(r), artifacts
@@ -87,12 +87,13 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 params, metrics, tags, artifacts = child_record(config, group[0], prov, date, mlflow_ids)
             else:
                 summary = lab_summary(group)
-                params = common_params(cfg, prov, input_seed=config.input_seed(), init="all")
+                params = common_params(cfg, prov, input_seed=config.input_seed(), init=init)
                 metrics, tags = [], None
                 mf = manifest.build(
                     experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                     inits=[r.init for r in group], seeds=manifest_seeds(config, group), results_summary=summary,
                     mlflow=mlflow_ids)
+                mf.update(lsuv_manifest(group))
                 artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
             descriptions[rid] = notes.walk(group, child=len(group) == 1)
