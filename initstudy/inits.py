@@ -26,7 +26,7 @@ def truncated_unit_variance(beta: float = TRUNC_AT) -> float:
 @dataclass(frozen=True)
 class Init:
     name: str
-    label: str  # the lab's wording, for plots and manifests
+    label: str  # the lab's wording, for plots and manifests (n = fan_in, m = fan_out)
     variance: Callable[[int, int], float]  # Var(W) as a function of (fan_in, fan_out), gain 1
     draw: Callable[[np.random.Generator, tuple], np.ndarray]  # unit-scale draw, shape (fan_in, fan_out)
     unit_variance: Callable[[int, int], float]  # Var of one `draw` element
@@ -86,17 +86,17 @@ INITS = {
         # Saxe et al. 2013; torch.nn.init.orthogonal_
         Init("orthogonal", "orthogonal (Haar)", _orth_var, _orthogonal, _orth_var),
         # Mishkin & Matas 2015: orthogonal, then each layer rescaled to unit output variance on a batch
-        Init("lsuv", "LSUV (orthogonal + unit variance)", _orth_var, _orthogonal, _orth_var, needs_data=True),
+        Init("lsuv", "LSUV (orthogonal, unit variance)", _orth_var, _orthogonal, _orth_var, needs_data=True),
         # Glorot & Bengio 2010 eq. 12 (normalized init), Gaussian and uniform: torch's xavier_normal_/_uniform_
-        Init("xavier_avg", "xavier_avg N(0, 2/(n_in+n_out))", lambda fi, fo: 2.0 / (fi + fo), _normal, _fixed(1.0)),
-        Init("xavier_uniform", "xavier_uniform U[+-sqrt(6/(n_in+n_out))]", lambda fi, fo: 2.0 / (fi + fo),
+        Init("xavier_avg", "Glorot N(0, 2/(n+m))", lambda fi, fo: 2.0 / (fi + fo), _normal, _fixed(1.0)),
+        Init("xavier_uniform", "Glorot U, Var 2/(n+m)", lambda fi, fo: 2.0 / (fi + fo),
              _unit_uniform, _fixed(1 / 3)),
         # He et al. 2015, torch's kaiming_uniform_(a=0): U[+-sqrt(6/n_in)]
-        Init("kaiming_uniform", "kaiming_uniform U[+-sqrt(6/n)]", lambda fi, fo: 2.0 / fi, _unit_uniform, _fixed(1 / 3)),
+        Init("kaiming_uniform", "He U[+-sqrt(6/n)]", lambda fi, fo: 2.0 / fi, _unit_uniform, _fixed(1 / 3)),
         # LeCun et al. 1998: the lab's "xavier" draw under its usual name
-        Init("lecun_normal", "lecun_normal N(0, 1/n)", lambda fi, fo: 1.0 / fi, _normal, _fixed(1.0)),
+        Init("lecun_normal", "LeCun N(0, 1/n)", lambda fi, fo: 1.0 / fi, _normal, _fixed(1.0)),
         # N(0, 1/n_in) cut at +-2 sigma, rescaled so Var is still 1/n_in (Keras' lecun_normal)
-        Init("truncated_normal", "truncated_normal 1/n, +-2 sigma", lambda fi, fo: 1.0 / fi, _truncated,
+        Init("truncated_normal", "truncated N, Var 1/n", lambda fi, fo: 1.0 / fi, _truncated,
              _fixed(truncated_unit_variance())),
         # Glorot & Bengio 2010 eq. 1, the "standard" init U[+-1/sqrt(n)] (torch's nn.Linear default)
         Init("standard_uniform", "standard U[+-1/sqrt(n)]", lambda fi, fo: 1.0 / (3 * fi), _unit_uniform, _fixed(1 / 3)),
