@@ -159,3 +159,9 @@ def test_every_entry_point_takes_each_new_scheme(name):
     if not inits.INITS[name].needs_data:
         model = diagnose.build_model(diagnose.DiagnoseConfig(), name, 27)
         assert len(model.linears) >= 2
+
+
+def test_init_takes_a_comma_list():
+    assert init_names("orthogonal, lecun_normal,orthogonal") == ["orthogonal", "lecun_normal"]
+    with pytest.raises(ConfigError, match="'lecun'"):
+        init_names("orthogonal,lecun")

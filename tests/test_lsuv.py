@@ -150,3 +150,31 @@ def test_mlflow_run_records_lsuv_and_reproduces_bit_for_bit(store, tmp_path):
     (folder / "losses.json").write_text(json.dumps(losses))
     changed = initstudy("reproduce", folder / "manifest.json")
     assert changed.returncode == 1 and "lsuv" in changed.stdout + changed.stderr, changed.stdout
+
+
+def test_walk_failure_is_tagged_and_one_line(capsys):
+    """An input that overflows float16 (input_variance 1e10): layer 1's variance is not finite. The walk
+    finishes, the child's record carries the tag and params, and the command's one line names the layer."""
+    from initstudy import jobs, provenance
+    from initstudy.jobs import walk as job
+
+    with np.errstate(all="ignore"):
+        r = run_walk(WalkConfig(depth=4, width=16, batch=8, dtype="float16", input_variance=1e10), "lsuv")
+    assert r.lsuv.failure() == "LSUV did not converge at layer 1: output variance not finite on the batch"
+    params, metrics, tags, _ = job.child_record(WalkConfig(depth=4, width=16, batch=8, dtype="float16",
+                                                           input_variance=1e10), r, provenance.collect(), "d", {})
+    assert tags[jobs.LSUV_TAG] == f"failed: {r.lsuv.failure()}" and params["lsuv_converged"] is False
+    assert json.loads(params["lsuv_scales"]) == [1.0] * 4
+    jobs.warn_lsuv("initstudy walk", [r])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"initstudy walk: warning: init lsuv: {r.lsuv.failure()}; recorded as is (tag initstudy.lsuv)"]
+
+
+def test_walk_lsuv_reproduces_from_its_results_document():
+    """The walk's results.json carries the scales; the re-run gives the same document, byte for byte."""
+    from initstudy import reproduce, results
+
+    config = WalkConfig(depth=5, width=32, activation="tanh", sigma_b2=0.1)
+    doc = results.walk_json(vars(config), [run_walk(config, "lsuv")])
+    again, _ = reproduce.rerun(config, ["lsuv"])
+    assert results.dumps(again) == results.dumps(doc) and len(doc["inits"]["lsuv"]["lsuv"]["scales"]) == 5
