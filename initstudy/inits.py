@@ -111,7 +111,9 @@ def weight_variance(name: str, fan_in: int, gain: float = 1.0, fan_out: int | No
 
 
 def sample_weights(name: str, rng: np.random.Generator, fan_in: int, fan_out: int, gain: float = 1.0) -> np.ndarray:
-    """A (fan_in, fan_out) float64 weight matrix with variance weight_variance(name, fan_in, gain, fan_out)."""
+    """A (fan_in, fan_out) float64 weight matrix with variance weight_variance(name, fan_in, gain, fan_out).
+    For a data-dependent scheme (INITS[name].needs_data: lsuv) this is its start only: the caller rescales
+    it on a batch (lsuv.lsuv / lsuv.next_layer, as walk and ablate do) or refuses the scheme (diagnose)."""
     init = INITS[name]
     scale = np.sqrt(init.variance(fan_in, fan_out) / init.unit_variance(fan_in, fan_out)) * gain
     return init.draw(rng, (fan_in, fan_out)) * scale

@@ -120,6 +120,8 @@ def test_lsuv_rescales_the_fast_core_and_the_reference_alike():
 
 def test_refusals():
     assert "norm=none" in initstudy("ablate", "--init", "lsuv", "--norm", "batchnorm").stderr
+    p = initstudy("walk", "--init", "orthogonal,glorot")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "standard_uniform; got 'glorot'" in p.stderr
     p = initstudy("diagnose", "--init", "lsuv")
     assert p.returncode == 2 and "data-dependent" in p.stderr and "Traceback" not in p.stderr
 
