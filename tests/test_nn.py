@@ -271,3 +271,11 @@ def test_activation_saturation():
     assert nn.SiLU.saturation(nn.SiLU.fn(x)) == pytest.approx(1 / 3)
     assert nn.SELU.saturation(nn.SELU.fn(x)) == pytest.approx(4 / 6)  # x < ln 0.06 = -2.81
     assert nn.Sigmoid.saturation(nn.Sigmoid.fn(x)) == pytest.approx(2 / 6)  # |x| > 2 atanh(0.97) = 4.19
+
+
+def test_gelu_silu_minimum_and_dead_tail_where_the_docs_say():
+    """docs/activations.md: minima at x = -0.75 (GELU), -1.28 (SiLU); the dead-unit rule -0.01 < out
+    switches on below x = -2.7 (GELU), -6.5 (SiLU)."""
+    for a, x_min, x_dead in ((nn.GELU, -0.75, -2.7), (nn.SiLU, -1.28, -6.5)):
+        assert a.d1(x_min - 0.01) < 0 < a.d1(x_min + 0.01)
+        assert a.fn(x_dead + 0.1) < -a.DEAD < a.fn(x_dead)  # the tail rises back to 0 as x falls
