@@ -145,6 +145,15 @@ def _std_normal_pdf(x):  # phi(x) = exp(-x^2/2) / sqrt(2 pi)
     return np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
 
 
+def _keep_dtype(f, x):
+    """scipy's ufunc f at x in x's dtype: it has no float16 loop and would hand float16 back as float64."""
+    return f(x).astype(np.result_type(x), copy=False)
+
+
+def _expit(x):  # sigma(x) = 1 / (1 + e^-x), no overflow for x << 0
+    return _keep_dtype(special.expit, x)
+
+
 class SELU(Pointwise):
     """Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 2: lambda x (x > 0),
     lambda alpha (e^x - 1) (x <= 0). The constants are the paper's eq. 14 (printed there to 20
@@ -180,7 +189,7 @@ class GELU(Pointwise):
 
     @staticmethod
     def cdf(x):
-        return 0.5 * special.erfc(x * (-1 / math.sqrt(2)))
+        return 0.5 * _keep_dtype(special.erfc, x * (-1 / math.sqrt(2)))
 
     @staticmethod
     def fn(x):
@@ -202,16 +211,16 @@ class GELU(Pointwise):
 
 class Sigmoid(Pointwise):
     """The logistic sigma(x) = 1 / (1 + e^-x) (scipy's expit: no overflow for x << 0)."""
-    fn = staticmethod(special.expit)
+    fn = staticmethod(_expit)
 
     @staticmethod
     def d1(x):  # sigma (1 - sigma)
-        s = special.expit(x)
+        s = _expit(x)
         return s * (1 - s)
 
     @staticmethod
     def d2(x):  # sigma (1 - sigma) (1 - 2 sigma)
-        s = special.expit(x)
+        s = _expit(x)
         return s * (1 - s) * (1 - 2 * s)
 
     @staticmethod
@@ -228,16 +237,16 @@ class SiLU(Pointwise):
 
     @staticmethod
     def fn(x):
-        return x * special.expit(x)
+        return x * _expit(x)
 
     @staticmethod
     def d1(x):  # sigma (1 + x (1 - sigma))
-        s = special.expit(x)
+        s = _expit(x)
         return s * (1 + x * (1 - s))
 
     @staticmethod
     def d2(x):  # sigma (1 - sigma) (2 + x (1 - 2 sigma))
-        s = special.expit(x)
+        s = _expit(x)
         return s * (1 - s) * (2 + x * (1 - 2 * s))
 
     @staticmethod

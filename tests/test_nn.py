@@ -257,11 +257,11 @@ def test_activation_forward_and_derivatives(name):
     x = np.random.default_rng(0).standard_normal((4, 6)) * 2
     x[np.abs(x) < 1e-3] = 0.5
     check_layer(a(), x)
-    # no overflow warning and the run's dtype kept, in the far tails too
+    # no overflow warning and the run's dtype kept (the walk's float16 too), in the far tails as well
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is right there
-        for dt in (np.float32, np.float64):
-            far = np.array([-1e4, -50.0, 50.0, 1e4], dt)
-            assert a.fn(far).dtype == a.d1(far).dtype == dt and np.all(np.isfinite(a.fn(far)))
+        for dt, top in ((np.float16, 50.0), (np.float32, 1e4), (np.float64, 1e4)):
+            far = np.array([-top, -3.0, 0.5, top], dt)
+            assert a.fn(far).dtype == a.d1(far).dtype == a.d2(far).dtype == dt and np.all(np.isfinite(a.fn(far)))
 
 
 def test_activation_saturation():
