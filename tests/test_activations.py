@@ -76,6 +76,6 @@ def test_the_claim_fails_off_the_fixed_point():
     """The same check on SELU with kaiming N(0, 2/n) (sigma_w^2 = 2: its q-map grows like q, no fixed
     point) fails: the variance leaves [0.8, 1.25] within a few layers."""
     r = run_walk(WalkConfig(activation="selu", seed=0, **CLAIM), "kaiming", signal=False)
-    assert not self_normalizing(r) and r.var[-1] > 10
+    assert not self_normalizing(r) and r.var[2] > 1.25 and r.var[-1] > 10  # out from layer 2 on (the docs)
     assert np.isnan(theory.q_star("selu", 2.0))
 

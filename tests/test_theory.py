@@ -211,7 +211,9 @@ def test_selu_closed_forms_against_the_split_quadrature(monkeypatch):
         # the pair rule at c -> 1 meets the 1-D moments (continuity across the kink's z2 split)
         assert theory.expect("selu", "dphi_dphi", q, 1 - 1e-12) == pytest.approx(dphi2, rel=1e-9)
     assert theory.q_star("selu", 1.0) == pytest.approx(1.0, abs=1e-12)
-    chi = theory.depth_scales("selu", 1.0)["chi1"]
+    d = theory.depth_scales("selu", 1.0)
+    chi = d["chi1"]
+    assert d["phase"] == "chaotic" and abs(d["c_star"]) < 1e-12  # E[selu] = 0 at q* = 1: c_map(0) = 0
     assert chi == pytest.approx(1.0715749924558, rel=1e-12)
     doc = (Path(__file__).resolve().parent.parent / "docs" / "activations.md").read_text()
     assert f"= {chi:.4f}: the" in doc and f"χ₁⁵⁰ = {chi**50:.1f}" in doc
