@@ -7,7 +7,6 @@ is (fan_in, fan_out), so y = x @ W + b.
 import math
 
 import numpy as np
-from scipy import special  # erfc (GELU's exact Phi) and expit: vectorised, float32 loops
 
 from initstudy import inits
 
@@ -145,13 +144,17 @@ def _std_normal_pdf(x):  # phi(x) = exp(-x^2/2) / sqrt(2 pi)
     return np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
 
 
-def _keep_dtype(f, x):
-    """scipy's ufunc f at x in x's dtype: it has no float16 loop and would hand float16 back as float64."""
-    return f(x).astype(np.result_type(x), copy=False)
+def _scipy(name, x):
+    """scipy.special's ufunc `name` (erfc: GELU's exact Phi; expit) at x, in x's dtype: it has no float16
+    loop and would hand float16 back as float64. Imported on first use: the lab's activations (and a
+    refused command line) never pay its ~0.3 s import."""
+    from scipy import special
+
+    return getattr(special, name)(x).astype(np.result_type(x), copy=False)
 
 
 def _expit(x):  # sigma(x) = 1 / (1 + e^-x), no overflow for x << 0
-    return _keep_dtype(special.expit, x)
+    return _scipy("expit", x)
 
 
 class SELU(Pointwise):
@@ -189,7 +192,7 @@ class GELU(Pointwise):
 
     @staticmethod
     def cdf(x):
-        return 0.5 * _keep_dtype(special.erfc, x * (-1 / math.sqrt(2)))
+        return 0.5 * _scipy("erfc", x * (-1 / math.sqrt(2)))
 
     @staticmethod
     def fn(x):
