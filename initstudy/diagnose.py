@@ -19,7 +19,9 @@ from initstudy.config import ConfigError, at_least, one_of, positive
 
 EXPERIMENT = labs.DIAGNOSE  # the MLflow experiment and the manifest's "experiment"
 NORMS = ("none", "batchnorm")
-NETWORKS = {"tanh": nn.Tanh, "linear": nn.Identity}
+# every activation: the makemore statistics are each activation's own (its saturation rule, nn.py);
+# only the saturation map (|h| > 0.99) is the notebook's tanh picture
+NETWORKS = nn.ACTIVATIONS
 SAT_MAP = 0.99  # the notebook's saturation image: |h| > 0.99
 MAX_NAME = 50  # a sampled name stops here if END never comes (an untrained model)
 

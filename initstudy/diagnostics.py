@@ -11,7 +11,7 @@ from initstudy import keys
 STATS = {
     "act_mean": "mean of the block's output (activation; logits for the last block)",
     "act_std": "std of the block's output",
-    "sat": "saturation: ReLU dead-unit fraction over the batch, tanh fraction with |t| > 0.97",
+    "sat": "saturation, each activation's own (nn.py, docs/activations.md): ReLU/GELU/SiLU dead units, tanh/sigmoid/SELU flat tails",
     "grad_mean": "mean of dLoss/d(block output)",
     "grad_std": "std of dLoss/d(block output)",
     "grad_data": "std(dW) / std(W)",

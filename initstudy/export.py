@@ -433,7 +433,7 @@ def plot_walk(doc: dict, path):
     rs = []
     for init in doc["inits"]:
         s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
-        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES}) if "corr" in s else None
+        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES if k in s}) if "corr" in s else None
         rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
                                   saturated=s["saturated"].astype(bool), signal=signal))
     title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"

@@ -1,7 +1,9 @@
 """The training core, fast: nn.py's MLP (norm none) + cross-entropy + SGD with every array preallocated.
 
-Same float operations in the same order as nn.Linear / ReLU / Tanh / Identity, nn.cross_entropy and
-nn.SGD, so losses, diagnostics and weights are bit-identical to the reference (tests/test_fastcore.py).
+Same float operations in the same order as nn.Linear / ReLU / Tanh / Identity / the Pointwise
+activations, nn.cross_entropy and nn.SGD, so losses, diagnostics and weights are bit-identical to the
+reference (tests/test_fastcore.py). ReLU and Tanh (the lab's) have in-place paths; every other
+activation goes through its own fn and d1, the pre-activation kept in a buffer for the backward.
 What changes is only where results land and when:
 - matmuls, bias adds and activations write into buffers made once (`out=`), activations in place;
 - ReLU is np.maximum against an array of zeros, not the scalar 0: same bits (-0.0 and NaN included),
@@ -49,20 +51,28 @@ class FastMLP:
         self._mu, self._lr, self._zero = dtype.type(momentum), dtype.type(lr), dtype.type(0)
         self.x = np.empty((batch, self.W[0].shape[0]), dtype)
         self._zeros = {}  # shape -> zeros, the other operand of ReLU's np.maximum
-        self.h = self._outputs(batch)  # block outputs (post-activation; logits last)
+        self.h, self.z = self._outputs(batch)  # block outputs (post-activation; logits last), pre-activations
         self.g = [np.zeros_like(h) for h in self.h]  # dLoss/d(block output); g[-1] is dlogits
         self.gpre = scratch(self.h[:-1])  # dLoss/d(pre-activation), hidden blocks
         self.tmp = scratch([np.empty(h.shape, bool if a is nn.ReLU else dtype) for h, a in zip(self.h[:-1], self.acts)])
         self._eval = {}  # rows -> output buffers for evaluation batches
 
     def _outputs(self, rows):
+        """(block outputs, pre-activations): the latter only where the backward needs x (Pointwise)."""
         outs = [np.empty((rows, w.shape[1]), w.dtype) for w in self.W]
         for h in outs:
             self._zeros.setdefault(h.shape, np.zeros_like(h))
-        return outs
+        pres = [np.empty_like(h) if issubclass(a, nn.Pointwise) else None for h, a in zip(outs, self.acts)]
+        return outs, pres
 
-    def forward(self, x, outs):
-        for W, b, h, act in zip(self.W, self.b, outs, self.acts):
+    def forward(self, x, outs, pres):
+        for W, b, h, z, act in zip(self.W, self.b, outs, pres, self.acts):
+            if z is not None:  # nn.Pointwise: out = fn(x @ W + b), x kept
+                np.matmul(x, W, out=z)
+                z += b
+                np.copyto(h, act.fn(z))
+                x = h
+                continue
             np.matmul(x, W, out=h)
             h += b
             if act is nn.ReLU:
@@ -75,7 +85,7 @@ class FastMLP:
     def loss(self, x_all, y_all, idx):
         """Forward on the batch x_all[idx]: (loss, dlogits), as nn.cross_entropy gives them."""
         np.take(x_all, idx, axis=0, out=self.x)
-        return nn.cross_entropy(self.forward(self.x, self.h), y_all[idx])
+        return nn.cross_entropy(self.forward(self.x, self.h, self.z), y_all[idx])
 
     def backward_update(self, dlogits, keep_grads=True):
         """Backward from dlogits, each layer's SGD step (v = mu v + g; p -= lr v) right after its grads.
@@ -108,12 +118,14 @@ class FastMLP:
             np.multiply(self.h[j], self.h[j], out=t)
             np.subtract(1, t, out=t)
             return np.multiply(g, t, out=self.gpre[j])
-        return g
+        if issubclass(act, nn.Pointwise):  # dout * phi'(x)
+            return np.multiply(g, act.d1(self.z[j]), out=self.gpre[j])
+        return g  # Identity
 
     def evaluate(self, x, y):
         """(loss, accuracy) on (x, y), in buffers of its own: the training outputs stay as they are."""
         outs = self._eval.get(len(x)) or self._eval.setdefault(len(x), self._outputs(len(x)))
-        logits = self.forward(x, outs)
+        logits = self.forward(x, *outs)
         loss, _ = nn.cross_entropy(logits, y)
         return float(loss), float(np.mean(np.argmax(logits, axis=1) == y))
 

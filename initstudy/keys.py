@@ -31,6 +31,7 @@ SERIES = {
     "grad_var_theory": "gradient/grad_var_theory",
     "corr": "correlation/corr",
     "corr_theory": "correlation/corr_theory",
+    "mean": "moments/mean",  # the mean of z_l beside Variance/var (SELU's fixed point: mean 0, var 1)
 }
 
 # the depth profile of a per-layer statistic (step = layer index), at the first and the last diagnostics row

@@ -4,6 +4,8 @@ Every layer keeps what its backward needs from the last forward (`x`, `out`) and
 its output from the last backward (`grad_out`), so the diagnostics can read both after a step. Shapes: x is (batch, features); a Linear weight
 is (fan_in, fan_out), so y = x @ W + b.
 """
+import math
+
 import numpy as np
 
 from initstudy import inits
@@ -122,8 +124,144 @@ class Tanh:
         return float(np.mean(np.abs(out) > Tanh.SATURATED))
 
 
-# each activation class holds fn (phi), d1 (phi') and d2 (phi''): the theory and the walk read them here
-ACTIVATIONS = {"linear": Identity, "relu": ReLU, "tanh": Tanh}
+class Pointwise:
+    """An activation out = fn(x) whose backward is dout * phi'(x): keeps x from the forward."""
+
+    def forward(self, x):
+        self.x = x
+        self.out = self.fn(x)
+        return self.out
+
+    def backward(self, dout):
+        self.grad_out = dout
+        return dout * self.d1(self.x)
+
+    def params(self):
+        return []
+
+
+def _std_normal_pdf(x):  # phi(x) = exp(-x^2/2) / sqrt(2 pi)
+    return np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+
+
+def _scipy(name, x):
+    """scipy.special's ufunc `name` (erfc: GELU's exact Phi; expit) at x, in x's dtype: it has no float16
+    loop and would hand float16 back as float64. Imported on first use: the lab's activations (and a
+    refused command line) never pay its ~0.3 s import."""
+    from scipy import special
+
+    return getattr(special, name)(x).astype(np.result_type(x), copy=False)
+
+
+def _expit(x):  # sigma(x) = 1 / (1 + e^-x), no overflow for x << 0
+    return _scipy("expit", x)
+
+
+class SELU(Pointwise):
+    """Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 2: lambda x (x > 0),
+    lambda alpha (e^x - 1) (x <= 0). The constants are the paper's eq. 14 (printed there to 20
+    digits), the solution of mean 0 -> 0, variance 1 -> 1 under weights with sum w = 0, sum w^2 = 1."""
+    LAMBDA = 1.0507009873554804934193349852946
+    ALPHA = 1.6732632423543772848170429916717
+    KINKED = True  # phi' jumps at 0 (lambda alpha -> lambda): the theory's quadrature splits there
+    FLOOR_FRACTION = 0.94  # out below 0.94 of its floor -lambda alpha: slope lambda alpha e^x < 6 % of its largest
+
+    @staticmethod
+    def fn(x):  # expm1 of min(x, 0): the branch np.where does not take must not overflow
+        return SELU.LAMBDA * np.where(x > 0, x, SELU.ALPHA * np.expm1(np.minimum(x, 0)))
+
+    @staticmethod
+    def d1(x):
+        return SELU.LAMBDA * np.where(x > 0, 1, SELU.ALPHA * np.exp(np.minimum(x, 0)))
+
+    @staticmethod
+    def d2(x):  # 0 for x > 0; the jump of phi' at 0 is a delta times phi(0) = 0 in the theory: dropped, as ReLU's
+        return SELU.LAMBDA * np.where(x > 0, 0, SELU.ALPHA * np.exp(np.minimum(x, 0)))
+
+    @staticmethod
+    def saturation(out):
+        """Fraction of activations in the flat negative tail, out < -0.94 lambda alpha."""
+        return float(np.mean(out < -SELU.FLOOR_FRACTION * SELU.LAMBDA * SELU.ALPHA))
+
+
+class GELU(Pointwise):
+    """Hendrycks & Gimpel 2016, "Gaussian Error Linear Units", the exact form x Phi(x), Phi the standard
+    normal CDF = (1 + erf(x / sqrt 2)) / 2, computed as erfc(-x / sqrt 2) / 2 (the same function; no
+    cancellation in the left tail). Not the tanh approximation."""
+    DEAD = 0.01  # |out| below this for a whole batch: the left tail (x < ~-2.7), slope < 0.03
+
+    @staticmethod
+    def cdf(x):
+        return 0.5 * _scipy("erfc", x * (-1 / math.sqrt(2)))
+
+    @staticmethod
+    def fn(x):
+        return x * GELU.cdf(x)
+
+    @staticmethod
+    def d1(x):  # Phi + x phi
+        return GELU.cdf(x) + x * _std_normal_pdf(x)
+
+    @staticmethod
+    def d2(x):  # 2 phi + x phi' = (2 - x^2) phi
+        return (2 - x * x) * _std_normal_pdf(x)
+
+    @staticmethod
+    def saturation(out):
+        """Fraction of units dead over the batch (as ReLU's): -DEAD < out <= 0 for every example."""
+        return float(np.mean(np.all((out <= 0) & (out > -GELU.DEAD), axis=0)))
+
+
+class Sigmoid(Pointwise):
+    """The logistic sigma(x) = 1 / (1 + e^-x) (scipy's expit: no overflow for x << 0)."""
+    fn = staticmethod(_expit)
+
+    @staticmethod
+    def d1(x):  # sigma (1 - sigma)
+        s = _expit(x)
+        return s * (1 - s)
+
+    @staticmethod
+    def d2(x):  # sigma (1 - sigma) (1 - 2 sigma)
+        s = _expit(x)
+        return s * (1 - s) * (1 - 2 * s)
+
+    @staticmethod
+    def saturation(out):
+        """Fraction in the flat tails: sigma = (1 + tanh(x/2)) / 2, so tanh's rule |2 sigma - 1| > 0.97
+        (slope below 6 % of its largest, 1/4)."""
+        return float(np.mean(np.abs(2 * out - 1) > Tanh.SATURATED))
+
+
+class SiLU(Pointwise):
+    """x sigma(x): named SiLU by Hendrycks & Gimpel 2016 and Elfwing et al. 2018; Ramachandran et al.
+    2017's swish with beta = 1. (x sigma(1.702 x) is H&G's approximation of GELU, a different function.)"""
+    DEAD = 0.01  # |out| below this for a whole batch: the left tail (x < ~-6.5), slope < 0.01
+
+    @staticmethod
+    def fn(x):
+        return x * _expit(x)
+
+    @staticmethod
+    def d1(x):  # sigma (1 + x (1 - sigma))
+        s = _expit(x)
+        return s * (1 + x * (1 - s))
+
+    @staticmethod
+    def d2(x):  # sigma (1 - sigma) (2 + x (1 - 2 sigma))
+        s = _expit(x)
+        return s * (1 - s) * (2 + x * (1 - 2 * s))
+
+    @staticmethod
+    def saturation(out):
+        """Fraction of units dead over the batch (as ReLU's): -DEAD < out <= 0 for every example."""
+        return float(np.mean(np.all((out <= 0) & (out > -SiLU.DEAD), axis=0)))
+
+
+# each activation class holds fn (phi), d1 (phi') and d2 (phi'') and its saturation: the theory, the
+# walk, the training cores and the diagnostics read them here. Adding an activation is one entry.
+ACTIVATIONS = {"linear": Identity, "relu": ReLU, "tanh": Tanh, "selu": SELU, "gelu": GELU, "sigmoid": Sigmoid,
+               "silu": SiLU}
 
 
 class BatchNorm1d:

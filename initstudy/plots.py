@@ -189,7 +189,7 @@ def training_diagnostics(r, path, title=""):
     sat = r.diag["sat"][:, :-1]
     for i in range(sat.shape[1]):
         ax.plot(r.diag_steps, sat[:, i], lw=1)
-    ax.set_title("saturation per hidden layer (dead ReLU / |tanh| > 0.97 fraction)", fontsize=9)
+    ax.set_title("saturation per hidden layer (dead units / flat tails: docs/activations.md)", fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.set_ylim(-0.02, 1.02)
     fig.suptitle(title or f"{r.init}: diagnostics", fontsize=11)

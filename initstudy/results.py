@@ -67,7 +67,8 @@ def signal_json(s) -> dict:
     }
 
 
-SIGNAL_SERIES = ("grad_var", "grad_var_theory", "corr", "corr_theory")
+SIGNAL_SERIES = ("grad_var", "grad_var_theory", "corr", "corr_theory", "mean")
+SIGNAL_SERIES_LATER = ("mean",)  # added after the block: a document recorded before it has none
 
 
 def signal_series(doc: dict) -> dict:
@@ -75,6 +76,8 @@ def signal_series(doc: dict) -> dict:
     out = {}
     for init, block in doc.get("signal", {}).get("inits", {}).items():
         for key in SIGNAL_SERIES:
+            if key in SIGNAL_SERIES_LATER and key not in block["layers"][0]:
+                continue
             out[f"{init}/{key}"] = from_json([l[key] for l in block["layers"]])
         out[f"{init}/jacobian_sv"] = from_json(block["jacobian"]["singular_values"])
     return out

@@ -15,7 +15,10 @@ neural networks through transient chaos"; S = Schoenholz et al. 2017, "Deep info
 
 Phase: ordered chi_1 < 1, chaotic chi_1 > 1, critical chi_1 = 1. Gaussian expectations are closed
 forms where they exist (linear; ReLU's arc-cosine kernel, Cho & Saul 2009) and Gauss-Hermite quadrature
-otherwise: 1-D for the q-map, a tensor grid over (z1, z2) for the c-map. The activations and their
+otherwise: 1-D for the q-map, a tensor grid over (z1, z2) for the c-map; Gauss-Legendre on each side of
+the kink for an activation whose phi' jumps at 0 (SELU). Non-zero-mean activations (SELU off its fixed
+point, GELU, sigmoid, SiLU) need nothing more: q and q12 are uncentred second moments (E[phi^2],
+E[phi(u1) phi(u2)]), as the walk measures them. The activations and their
 derivatives (fn, d1 = phi', d2 = phi'') come from nn.ACTIVATIONS. A quantity that does not exist for a
 setting (q* of a linear net that explodes, c* where every c is fixed, xi at criticality) is NaN here and
 left out of depth_scales().
@@ -56,6 +59,13 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(128)
 # the tensor grid: z1, z2 = sqrt(2) x_i, sqrt(2) x_j with weights w_i w_j / pi
 _GH_X1, _GH_X2 = np.meshgrid(_GH_NODES, _GH_NODES, indexing="ij")
 _GH_W2 = np.outer(_GH_WEIGHTS, _GH_WEIGHTS) / np.pi
+# activations whose phi' jumps at 0 (class attribute KINKED, e.g. SELU): Gauss-Hermite converges slowly
+# across the jump (SELU's E[phi'^2] off by 0.7 % at 128 nodes), so integrate each smooth side apart,
+# Gauss-Legendre on z in [0, SPLIT_Z] (phi(12) ~ 1e-32: the tail beyond is below double precision)
+SPLIT_Z = 12.0
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(128)
+_HALF_Z = (_GL_NODES + 1) * (SPLIT_Z / 2)  # nodes on [0, SPLIT_Z]
+_HALF_W = _GL_WEIGHTS * (SPLIT_Z / 2) * np.exp(-_HALF_Z**2 / 2) / np.sqrt(2 * np.pi)  # times the N(0, 1) density
 CRITICAL_RTOL = 1e-9  # |chi_1 - 1| below this is critical (Kaiming-ReLU and Xavier-linear give exactly 1)
 
 
@@ -67,6 +77,8 @@ def expect(activation: str, what: str, q: float, c: float | None = None) -> floa
     if not np.isfinite(q):
         return float("nan")
     a = nn.ACTIVATIONS[activation]
+    if getattr(a, "KINKED", False):
+        return _split_expect(a, what, q, c)
     if what in ONE_D:  # E[f(u)] = 1/sqrt(pi) sum_i w_i f(sqrt(2q) x_i)
         return float(np.sum(_GH_WEIGHTS * ONE_D[what](a)(np.sqrt(2 * q) * _GH_NODES)) / np.sqrt(np.pi))
     f, g = (getattr(a, name) for name in TWO_D[what])
@@ -74,6 +86,27 @@ def expect(activation: str, what: str, q: float, c: float | None = None) -> floa
     u1 = s * _GH_X1
     u2 = s * (c * _GH_X1 + np.sqrt(max(1 - c * c, 0.0)) * _GH_X2)
     return float(np.sum(_GH_W2 * f(u1) * g(u2)))
+
+
+def _split_expect(a, what: str, q: float, c: float | None) -> float:
+    """expect() for an activation with a kink at 0: u = sqrt(q) z, each side of z = 0 on its own; in
+    the c-map's pairs, z2's side of u2's kink (z2 = -c z1 / sqrt(1 - c^2)) too, for each z1 node."""
+    s = np.sqrt(q)
+    z1 = np.concatenate([_HALF_Z, -_HALF_Z])
+    w1 = np.concatenate([_HALF_W, _HALF_W])
+    if what in ONE_D:
+        return float(np.sum(w1 * ONE_D[what](a)(s * z1)))
+    f, g = (getattr(a, name) for name in TWO_D[what])
+    r = np.sqrt(max(1 - c * c, 0.0))
+    if r == 0:
+        return float(np.sum(w1 * f(s * z1) * g(s * c * z1)))
+    t = np.clip(-c * z1 / r, -SPLIT_Z, SPLIT_Z)[:, None]  # the kink of u2 in z2, per z1 (no mass beyond Z)
+    half = (_GL_NODES + 1) / 2  # Legendre on [0, 1]
+    up, down = SPLIT_Z - t, t + SPLIT_Z  # the widths of [t, Z] and [-Z, t]
+    z2 = np.concatenate([t + up * half, t - down * half], axis=1)
+    w2 = np.concatenate([up * _GL_WEIGHTS / 2, down * _GL_WEIGHTS / 2], axis=1) * np.exp(-z2**2 / 2) / np.sqrt(2 * np.pi)
+    inner = np.sum(w2 * g(s * (c * z1[:, None] + r * z2)), axis=1)
+    return float(np.sum(w1 * f(s * z1) * inner))
 
 
 def gaussian_second_moment(activation: str, q: float) -> float:
@@ -174,9 +207,13 @@ def _bisect(f, lo, hi, iters=200):
 def q_star(activation: str, sw2: float, sb2: float = 0.0, q0: float = 1.0) -> float:
     """The fixed point of the q-map that the layers reach from q0, NaN if the variance grows without
     bound. Linear and ReLU (q-map q -> g q + sb2, g = sw2 E[phi^2]/q): sb2 / (1 - g) for g < 1 (0 without
-    biases); q0 itself for g = 1 without biases (every q is fixed); none for g > 1. Otherwise (tanh:
-    a bounded, concave q-map) the root of q_map(q) - q by bisection; 0 when the map lies below the
-    diagonal (sb2 = 0 and sigma_w^2 phi'(0)^2 <= 1)."""
+    biases); q0 itself for g = 1 without biases (every q is fixed); none for g > 1. Otherwise the root
+    of q_map(q) - q by bisection on [0, hi], hi the first of 1, 2, 4, ... where the map is at or below
+    the diagonal (none: q grows without bound, e.g. GELU/SiLU/SELU at large sigma_w^2, whose q-maps
+    grow like sigma_w^2 q / 2). Without biases and the map below the diagonal near 0 (sigma_w^2
+    phi'(0)^2 <= 1): 0 if it is still below at q0 (tanh always, a concave map; GELU and SiLU, whose
+    q_map(q) / q rises from phi'(0)^2 = 1/4 to 1/2, for sigma_w^2 small enough), none if above there
+    (q0 past their unstable fixed point: q grows without bound)."""
     if activation in CLOSED_FORMS:
         g = sw2 * CLOSED_FORMS[activation]["phi2"](1.0)
         if g < 1:
@@ -184,7 +221,7 @@ def q_star(activation: str, sw2: float, sb2: float = 0.0, q0: float = 1.0) -> fl
         return float(q0) if g == 1 and sb2 == 0 else float("nan")
     f = lambda q: q_map(activation, q, sw2, sb2) - q  # noqa: E731
     if sb2 == 0 and f(1e-12) <= 0:
-        return 0.0
+        return 0.0 if f(q0) <= 0 else float("nan")
     hi = 1.0
     while f(hi) > 0:
         hi *= 2

@@ -74,6 +74,7 @@ class WalkResult:
     saturated: np.ndarray  # bool: the layer holds a non-finite value (overflow)
     signal: "Signal" = None
     lsuv: "lsuv.Report | None" = None  # init lsuv: its per-layer scales on the input batch (seed: input_seed)
+    mean: np.ndarray = None  # mean of z_l over the batch and the units (recorded in the signal block)
 
     def series(self) -> dict:
         return {"var": self.var, "var_pred": self.var_pred, "var_theory": self.var_theory,
@@ -85,6 +86,7 @@ class Signal:
     """Signal propagation beside the walk: per layer 0..depth, and the run's summary."""
     sigma_w2: float  # n Var(W): the mean-field sigma_w^2
     bias_seed: int | None  # None without biases
+    mean: np.ndarray  # mean of z_l over the batch and the units (SELU's self-normalizing claim: mean and var)
     grad_var: np.ndarray  # Var(dL/dz_l) from an N(0, 1) top gradient
     grad_var_theory: np.ndarray  # S eq. 12-13 along the layers' q_l
     corr: np.ndarray  # mean correlation of the input pairs at layer l
@@ -98,7 +100,7 @@ class Signal:
 
     def series(self) -> dict:
         return {"grad_var": self.grad_var, "grad_var_theory": self.grad_var_theory, "corr": self.corr,
-                "corr_theory": self.corr_theory}
+                "corr_theory": self.corr_theory, "mean": self.mean}
 
     def summary(self) -> dict:
         """The run's numbers: the depth scales that exist, and the Jacobian's moments."""
@@ -141,6 +143,7 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     bias_rng = seeds.rng(config.bias_seed(init)) if sb2 > 0 else None
 
     var = np.empty(depth + 1)
+    mean = np.empty(depth + 1)
     pred = np.empty(depth + 1)
     corr = np.empty(depth + 1)
     saturated = np.zeros(depth + 1, bool)
@@ -148,6 +151,7 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     zp = pair_batch(config) if signal else None
     var[0] = pred[0] = config.input_variance  # pred[0]: the nominal input variance
     var[0] = np.var(z, dtype=np.float64)
+    mean[0] = np.mean(z, dtype=np.float64)
     corr[0] = pair_correlation(zp) if signal else np.nan
     ws, zs = [], [z]  # kept for the backward pass and the Jacobian
     report = lsuv.Report(config.input_seed()) if inits.INITS[init].needs_data else None  # LSUV on the walk's own input batch
@@ -165,6 +169,7 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
             z = h @ w if b is None else h @ w + b
             saturated[l] = saturated[l - 1] or not np.all(np.isfinite(z))
             var[l] = np.var(z, dtype=np.float64) if not saturated[l] else np.inf
+            mean[l] = np.mean(z, dtype=np.float64)
             if signal:
                 hp = zp if l == 1 else phi(zp)
                 zp = hp @ w if b is None else hp @ w + b
@@ -173,11 +178,13 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
                 zs.append(z)
     q = theory.closed_form(config.activation, n * sigma2, depth, config.input_variance, sb2)
     if signal:
-        sig = propagate(config, act, n * sigma2, q, ws, zs, corr, None if bias_rng is None else config.bias_seed(init))
-    return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig if signal else None, report)
+        sig = propagate(config, act, n * sigma2, q, ws, zs, corr, None if bias_rng is None else config.bias_seed(init),
+                        mean)
+    return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig if signal else None, report,
+                      mean)
 
 
-def propagate(config, act, sw2, q, ws, zs, corr, bias_seed) -> Signal:
+def propagate(config, act, sw2, q, ws, zs, corr, bias_seed, mean) -> Signal:
     """Backward variance, the Jacobian and the theory beside them, from the forward pass's weights
     and pre-activations."""
     depth = config.depth
@@ -194,7 +201,7 @@ def propagate(config, act, sw2, q, ws, zs, corr, bias_seed) -> Signal:
         sv, msv, spread, method = jacobian(config, act, ws, zs, streams["probes"])
     grad_theory = theory.grad_var_series(config.activation, q, sw2)
     return Signal(
-        sigma_w2=sw2, bias_seed=bias_seed, grad_var=grad_var, grad_var_theory=grad_theory, corr=corr,
+        sigma_w2=sw2, bias_seed=bias_seed, mean=mean, grad_var=grad_var, grad_var_theory=grad_theory, corr=corr,
         corr_theory=theory.corr_series(config.activation, config.c0, q, sw2, config.sigma_b2),
         scales=theory.depth_scales(config.activation, sw2, config.sigma_b2, config.input_variance),
         jacobian_method=method, jacobian_sv=sv, jacobian_msv=msv, jacobian_msv_theory=float(grad_theory[0]),

@@ -158,7 +158,7 @@ def test_diagnostics_shapes_and_update_ratio():
 @pytest.mark.parametrize("raw,words", [
     ({"depth": "0"}, "depth"), ({"steps": "-5"}, "steps"), ({"batch": "1.5"}, "batch"),
     ({"lr": "0"}, "lr"), ({"lr": "inf"}, "lr"), ({"momentum": "1"}, "momentum"), ({"momentum": "-0.1"}, "momentum"),
-    ({"norm": "layernorm"}, "norm"), ({"dtype": "float16"}, "dtype"), ({"activation": "gelu"}, "activation"),
+    ({"norm": "layernorm"}, "norm"), ({"dtype": "float16"}, "dtype"), ({"activation": "swish"}, "activation"),
     ({"batch": "5000"}, "batch"), ({"width": "wide"}, "width"),
 ])
 def test_bad_config_is_one_clear_error(raw, words):

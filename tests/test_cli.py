@@ -10,7 +10,7 @@ from conftest import assert_refused, initstudy
 
 @pytest.mark.parametrize("args,words", [
     (["walk", "--init", "he"], ["init", "uniform, xavier, kaiming"]),
-    (["walk", "--activation", "gelu"], ["activation", "linear, relu, tanh"]),
+    (["walk", "--activation", "swish"], ["activation", "linear, relu, tanh, selu, gelu, sigmoid, silu"]),
     (["walk", "--dtype", "int8"], ["dtype", "float64, float32, float16"]),
     (["walk", "--depth", "0"], ["depth", "> 0"]),
     (["walk", "--width", "-3"], ["width"]),

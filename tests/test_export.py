@@ -237,7 +237,16 @@ def test_singles_with_biases_export_and_reproduce(small, capsys):
     from initstudy import reproduce
 
     assert reproduce.cli([str(folder / "manifest.json")]) == 0
-    assert capsys.readouterr().out.startswith("reproduced bit for bit: 27 series")
+    assert capsys.readouterr().out.startswith("reproduced bit for bit: 30 series")  # 10 per init, the mean included
+    # a walk recorded before the `mean` series: the other 27 compared, bit for bit, and said so
+    doc = json.loads((folder / "results.json").read_text())
+    for block in doc["signal"]["inits"].values():
+        for layer in block["layers"]:
+            del layer["mean"]
+    (folder / "results.json").write_text(json.dumps(doc))
+    assert reproduce.cli([str(folder / "manifest.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reproduced bit for bit: 27 series") and "recorded before the walk's mean series" in out, out
 
 
 def test_existing_folder_needs_force_and_force_replaces_atomically(small, walk_singles, capsys):

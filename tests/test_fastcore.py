@@ -60,6 +60,11 @@ CONFIGS = [  # (config, init): each activation, both dtypes, a divergence, a nar
                   momentum=0.0), "kaiming"),
     (AblateConfig(steps=30, depth=4, width=64, input_dim=32, activation="linear", batch=17, diag_every=7), "xavier"),
     (AblateConfig(steps=20), "uniform"),  # the lab's net: uniform diverges within a few steps
+    # the Pointwise activations (fn and d1 on a kept pre-activation), float32 and float64
+    (AblateConfig(steps=15, depth=4, width=32, input_dim=16, activation="selu", diag_every=4), "xavier"),
+    (AblateConfig(steps=15, depth=4, width=32, input_dim=16, activation="gelu", dtype="float64"), "kaiming"),
+    (AblateConfig(steps=15, depth=4, width=32, input_dim=16, activation="sigmoid", batch=17), "kaiming"),
+    (AblateConfig(steps=15, depth=4, width=32, input_dim=16, activation="silu", momentum=0.0), "xavier"),
     (AblateConfig(steps=20, dtype="float64"), "uniform"),
 ]
 

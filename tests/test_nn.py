@@ -1,4 +1,5 @@
 """Every backward against central finite differences in float64 (the independent oracle)."""
+import math
 import numpy as np
 import pytest
 
@@ -214,3 +215,67 @@ def test_sgd_momentum_is_pytorch_form():
     opt.step([(p, g)])  # v = 0.5
     opt.step([(p, g)])  # v = 0.9*0.5 + 0.5 = 0.95
     assert p[0] == pytest.approx(1.0 - 0.1 * 0.5 - 0.1 * 0.95)
+
+
+# --- the activations beyond the lab's three: forward against an independent scalar formula (math),
+# phi' and phi'' against central differences of fn and d1, backward against the layer check above
+
+SQRT2 = math.sqrt(2)
+SCALAR = {  # the textbook formulas, one float at a time with the standard library
+    "selu": lambda x: nn.SELU.LAMBDA * (x if x > 0 else nn.SELU.ALPHA * (math.exp(x) - 1)),
+    "gelu": lambda x: x * 0.5 * (1 + math.erf(x / SQRT2)),
+    "sigmoid": lambda x: 1 / (1 + math.exp(-x)),
+    "silu": lambda x: x / (1 + math.exp(-x)),
+}
+# away from SELU's kink at 0, where phi' jumps from lambda alpha to lambda
+GRID = np.concatenate([np.linspace(-6, -0.05, 60), np.linspace(0.05, 6, 60)])
+
+
+def test_selu_constants_are_the_papers():
+    """Klambauer et al. 2017 eq. 14, and what they are: with weights of sum 0 and sum of squares 1 (our
+    sigma_w^2 = 1), u ~ N(0, 1) -> E[selu(u)] = 0 and E[selu(u)^2] = 1 (their eqs. 4-5 at the fixed point)."""
+    assert nn.SELU.LAMBDA == 1.0507009873554805 and nn.SELU.ALPHA == 1.6732632423543772
+    # the two half-line integrals in closed form: E[u; u > 0] = 1/sqrt(2 pi), E[u^2; u > 0] = 1/2,
+    # E[e^{tu}; u < 0] = e^{t^2/2} Phi(-t)
+    lam, al = nn.SELU.LAMBDA, nn.SELU.ALPHA
+    phi_m1 = 0.5 * math.erfc(1 / SQRT2)  # Phi(-1)
+    mean = lam * (1 / math.sqrt(2 * math.pi) + al * (math.exp(0.5) * phi_m1 - 0.5))
+    second = lam**2 * (0.5 + al**2 * (math.exp(2) * 0.5 * math.erfc(2 / SQRT2) - 2 * math.exp(0.5) * phi_m1 + 0.5))
+    assert abs(mean) < 1e-15 and abs(second - 1) < 1e-15
+
+
+@pytest.mark.parametrize("name", list(SCALAR))
+def test_activation_forward_and_derivatives(name):
+    a = nn.ACTIVATIONS[name]
+    # atol: 1 + erf(x / sqrt 2) cancels in the left tail (~1e-16 absolute); ours uses erfc there
+    np.testing.assert_allclose(a.fn(GRID), [SCALAR[name](x) for x in GRID], rtol=1e-14, atol=1e-15)
+    if name == "gelu":  # ... and keeps its relative accuracy there: libm's erfc, a second implementation
+        np.testing.assert_allclose(a.fn(GRID), [x * 0.5 * math.erfc(-x / SQRT2) for x in GRID], rtol=1e-14)
+    h = 1e-5
+    np.testing.assert_allclose(a.d1(GRID), (a.fn(GRID + h) - a.fn(GRID - h)) / (2 * h), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(a.d2(GRID), (a.d1(GRID + h) - a.d1(GRID - h)) / (2 * h), rtol=1e-7, atol=1e-9)
+    x = np.random.default_rng(0).standard_normal((4, 6)) * 2
+    x[np.abs(x) < 1e-3] = 0.5
+    check_layer(a(), x)
+    # no overflow warning and the run's dtype kept (the walk's float16 too), in the far tails as well
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is right there
+        for dt, top in ((np.float16, 50.0), (np.float32, 1e4), (np.float64, 1e4)):
+            far = np.array([-top, -3.0, 0.5, top], dt)
+            assert a.fn(far).dtype == a.d1(far).dtype == a.d2(far).dtype == dt and np.all(np.isfinite(a.fn(far)))
+
+
+def test_activation_saturation():
+    """Each saturation counts what its docstring says, on outputs built to have a known answer."""
+    x = np.array([[-4.0, 0.3, -8.0], [-3.5, -0.2, -9.0]])  # column 2 dead for both GELU and SiLU; column 0 for GELU only
+    assert nn.GELU.saturation(nn.GELU.fn(x)) == pytest.approx(2 / 3)
+    assert nn.SiLU.saturation(nn.SiLU.fn(x)) == pytest.approx(1 / 3)
+    assert nn.SELU.saturation(nn.SELU.fn(x)) == pytest.approx(4 / 6)  # x < ln 0.06 = -2.81
+    assert nn.Sigmoid.saturation(nn.Sigmoid.fn(x)) == pytest.approx(2 / 6)  # |x| > 2 atanh(0.97) = 4.19
+
+
+def test_gelu_silu_minimum_and_dead_tail_where_the_docs_say():
+    """docs/activations.md: minima at x = -0.75 (GELU), -1.28 (SiLU); the dead-unit rule -0.01 < out
+    switches on below x = -2.7 (GELU), -6.5 (SiLU)."""
+    for a, x_min, x_dead in ((nn.GELU, -0.75, -2.7), (nn.SiLU, -1.28, -6.5)):
+        assert a.d1(x_min - 0.01) < 0 < a.d1(x_min + 0.01)
+        assert a.fn(x_dead + 0.1) < -a.DEAD < a.fn(x_dead)  # the tail rises back to 0 as x falls

@@ -75,7 +75,14 @@ def cases(store, world) -> dict:
         "empty sweep list": (mlflow_run_cmd("sweep", inits=","), env, ["axis init", "no value"]),
         # the command MLproject runs, directly (`mlflow run` start-up costs ~8 s of CPU per case)
         "unknown dtype": (INITSTUDY + ["walk", "--dtype", "int8"], env, ["dtype", "float64, float32, float16"]),
-        "unknown activation": (INITSTUDY + ["ablate", "--activation", "gelu"], env, ["activation", "relu"]),
+        "unknown activation": (INITSTUDY + ["ablate", "--activation", "swish"], env,
+                               ["activation", "linear, relu, tanh, selu, gelu, sigmoid, silu"]),
+        "unknown walk activation": (INITSTUDY + ["walk", "--activation", "elu"], env,
+                                    ["activation", "linear, relu, tanh, selu, gelu, sigmoid, silu"]),
+        "sweep unknown activation": (INITSTUDY + ["sweep", "--study", "walk", "--grid", "activation=selu,swish"], env,
+                                     ["activation", "linear, relu, tanh, selu, gelu, sigmoid, silu", "swish"]),
+        "unknown diagnose network": (INITSTUDY + ["diagnose", "--network", "softplus"], env,
+                                     ["network", "linear, relu, tanh, selu, gelu, sigmoid, silu"]),
         "unknown norm": (INITSTUDY + ["ablate", "--norm", "layernorm"], env, ["norm", "none, batchnorm"]),
         "depth out of range": (INITSTUDY + ["ablate", "--depth", "0"], env, ["depth", "> 0"]),
         "non-numeric width": (INITSTUDY + ["ablate", "--width", "wide"], env, ["width", "integer"]),
@@ -167,7 +174,8 @@ def refused(tmp_path_factory):
             "root": root, "escape": escape}
 
 
-NAMES = ["unknown init", "unknown activation", "unknown norm", "unknown dtype", "depth out of range",
+NAMES = ["unknown init", "unknown activation", "unknown walk activation", "sweep unknown activation",
+         "unknown diagnose network", "unknown norm", "unknown dtype", "depth out of range",
          "non-numeric width", "negative lr", "momentum >= 1", "empty sweep list", "bad sweep depth",
          "non-numeric lr", "nan momentum", "batch above n_train", "unknown data", "shape against the data",
          "sweep workers 0", "sweep unknown study",
