@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGES = ("numpy", "mlflow", "matplotlib", "psutil", "initstudy")
+PACKAGES = ("numpy", "scipy", "mlflow", "matplotlib", "psutil", "initstudy")  # scipy: gelu/sigmoid/silu bits (special.erfc, expit)
 BLAS_THREADS = 1  # the lab asks for one thread; it also makes BLAS results repeatable
 
 

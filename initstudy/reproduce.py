@@ -196,7 +196,8 @@ def environment_differences(mf: dict) -> list[str]:
     out = []
     for part in ("versions", "hardware", "blas"):
         rec, now = mf.get(part) or {}, here[part]
-        for k in sorted(set(rec) | set(now)):
+        # a package an older record does not list was not a dependency of that run (scipy came with gelu)
+        for k in sorted(set(rec) if part == "versions" else set(rec) | set(now)):
             if part == "blas" and k == "threads":
                 continue  # the run pinned it; so do we
             if rec.get(k) != now.get(k):
