@@ -425,10 +425,11 @@ def phase_diagram(doc: dict, path, trained_acc: float = 0.3):
     fig, ax = plt.subplots(figsize=(8, 5.2))
     mesh = ax.pcolormesh(_edges(sw), _edges(depths), np.ma.masked_invalid(acc), cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(mesh, ax=ax, label="final training accuracy (whole training set)")
-    for i, d in enumerate(depths):
-        for j, s in enumerate(sw):
-            if np.isfinite(acc[i, j]) and acc[i, j] >= trained_acc:
-                ax.text(s, d, "·", ha="center", va="center", color="white", fontsize=9)
+    done = [(s, d) for i, d in enumerate(depths) for j, s in enumerate(sw) if np.isfinite(acc[i, j])
+            and acc[i, j] >= trained_acc]
+    if done:
+        ax.plot(*zip(*done), "o", ms=3, mfc="white", mec="black", mew=0.4, ls="none",
+                label=f"trained (train acc ≥ {trained_acc:g})")
     curve = doc["theory_curve"]
     xs = np.array(curve["sigma_w2"], float)
     xi = np.array([np.nan if v is None else v for v in curve["xi_c"]], float)
@@ -442,8 +443,8 @@ def phase_diagram(doc: dict, path, trained_acc: float = 0.3):
     ax.set_xlabel("σ_w²")
     ax.set_ylabel("depth (hidden layers)")
     c = doc["config"]
-    ax.set_title(f"Trainability: {c['activation']} width {c['width']}, σ_b² = {c['sigma_b2']:g}, {c['data']}, "
-                 f"{c['steps']} steps SGD (lr {c['lr']:g}, momentum {c['momentum']:g}); · = train acc ≥ {trained_acc:g}",
+    ax.set_title(f"Trainability: {c['activation']} width {c['width']}, σ_b² = {c['sigma_b2']:g}, {c['data']}\n"
+                 f"{c['steps']} steps of SGD (lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']})",
                  fontsize=9)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.8)
-    _save(fig, path, left=0.8, right=0.3, top=0.45)
+    _save(fig, path, left=0.8, right=0.3, top=0.6)

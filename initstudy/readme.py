@@ -428,6 +428,7 @@ def trainability(doc: dict, mf: dict) -> str:
                     f"{'past' if x['distance'] > 0 else 'short of'} it")
                  + ("" if x["near_boundary"] else " — NOT next to the boundary") for x in bad]
     far = [x for x in bad if not x["near_boundary"]]
+    past, short = [x for x in bad if x["trained"]], [x for x in bad if not x["trained"]]
     peak = [s for s, d in zip(sw, v["deepest_trained_depth"]) if d == max(v["deepest_trained_depth"])]
     t = doc["timing"]
     out = [
@@ -473,10 +474,23 @@ def trainability(doc: dict, mf: dict) -> str:
         "",
         ("Every disagreeing cell lies next to the 6 ξ_c boundary (a neighbouring grid depth lies across it, or its "
          f"depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c)." if not far else
-         f"{len(far)} disagreeing cell{'s' * (len(far) > 1)} lie{'s' * (len(far) == 1)} away from the boundary."),
+         f"{len(bad) - len(far)} of the {len(bad)} disagreeing cells lie next to the 6 ξ_c boundary (a neighbouring "
+         f"grid depth lies across it, or the depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c); "
+         + "; ".join(f"σ_w² = {x['sigma_w2']:g}, depth {x['depth']} does not (train acc {x['train_acc']:.3f} against "
+                     f"the rule's {T.TRAINED_ACC:g})" for x in far) + "."),
+        "",
+        *([f"{len(past)} disagreements are cells that trained past 6 ξ_c (train acc {min(x['train_acc'] for x in past):.3f}"
+           f"–{max(x['train_acc'] for x in past):.3f}) and {len(short)} {'is a cell' if len(short) == 1 else 'are cells'} "
+           "that did not train short of it: the "
+           "measured boundary lies a little deeper than 6 ξ_c, i.e. the bound is conservative at this training "
+           "budget." if len(past) > len(short) else
+           f"{len(past)} disagreements trained past 6 ξ_c and {len(short)} did not train short of it."]
+          if bad else []),
         "",
         f"Cost: {len(cells)} cells in {t['wall_seconds']:.0f} s of wall time on {t['threads']} Dask workers "
-        f"(Σ cell compute {t['compute_seconds']:.0f} s), on a machine shared with other jobs.",
+        f"(Σ cell compute {t['compute_seconds']:.0f} s of wall, {t['compute_cpu_seconds']:.0f} s of CPU: the workers "
+        f"had {100 * t['compute_cpu_seconds'] / t['compute_seconds']:.0f}% of a core each, on a machine shared with "
+        "other jobs).",
         "",
         "Exact `results_summary` (equal to the run's metrics):",
         "",
