@@ -10,7 +10,7 @@ values. A full re-run costs what the study cost, so `--cells` picks cells: "all"
 import math
 from pathlib import Path
 
-from initstudy import manifest, phase, provenance, studies
+from initstudy import data, manifest, phase, provenance, studies
 from initstudy.config import ConfigError, parse
 
 COMPARED = ("weight_seed", "loss_sha256", "last_loss", "train_acc", "test_acc", "final_train_loss", "steps_to_nan",
@@ -71,6 +71,17 @@ def differences(recorded: dict, now: dict, tol: float | None) -> tuple[list, lis
     return bad, near
 
 
+def data_differences(mf: dict, config: phase.PhaseConfig) -> list[str]:
+    """The standardized set rebuilt here against the manifest's sha256 (runs since the data block; the
+    committed default study predates it, its cells' numbers are the check)."""
+    block = mf.get("data")
+    if not isinstance(block, dict) or "sha256" not in block:
+        return []
+    now = data.sha256(phase.dataset(config.cell(config.grid()["sigma_w2"][0], 1, 0)))
+    return [] if now == block["sha256"] else [f"data: {config.data} rebuilt here differs from the recorded set "
+                                              f"(sha256 {now[:12]} vs {block['sha256'][:12]})"]
+
+
 def run(path, tol: float | None, spec: str = "all") -> int:
     from initstudy import reproduce
 
@@ -81,7 +92,7 @@ def run(path, tol: float | None, spec: str = "all") -> int:
     wrong = [k for k, v in seeds.items() if mf["seeds"].get(k) != v]
     if wrong:
         raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from the cells' seeds")
-    bad, near = [], []
+    bad, near = data_differences(mf, config), []
     with provenance.pin_blas_threads():
         provenance.warm_up_blas()
         for c in cells:

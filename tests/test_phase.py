@@ -156,6 +156,11 @@ def test_small_preset_end_to_end_through_mlflow_run_exported_and_reproduced(stor
         list(enumerate(map(float, T.deepest_trained(doc["cells"], [1.0, 1.75, 4.0]))))
     assert len(store.client.get_metric_history(children[0].info.run_id, "Training/loss")) == 300
     assert store.download(parent.info.run_id, "phase.png").read_bytes()[:4] == b"\x89PNG"
+    mf = json.loads(store.download(parent.info.run_id, "manifest.json").read_text())
+    ds = phase.dataset(phase.CellConfig(width=64))  # the standardized set the cells trained on
+    assert mf["data"]["sha256"] == phase.data.sha256(ds) and mf["data"]["name"] == "mnist1d"
+    assert [i.dataset.digest for i in store.client.get_run(parent.info.run_id).inputs.dataset_inputs] == \
+        [mf["data"]["dataset_digest"]]
 
     out = tmp_path / "projects"
     exp = subprocess.run([sys.executable, str(REPO / "scripts" / "export_run.py"), "--run-id", parent.info.run_id,
@@ -206,3 +211,13 @@ def test_the_committed_readme_and_verdict_are_what_the_cells_give():
     for c in doc["cells"]:  # the theory columns are theory.py's at each cell's sigma_w^2
         assert c["six_xi_c"] == 6 * theory.depth_scales("tanh", c["sigma_w2"], 0.05)["xi_c"]
     assert mf["results_summary"]["agreement"] == v["agreement"]
+    text = (REPO / "docs" / "trainability.md").read_text()  # the doc's restatement of them
+    t = doc["timing"]
+    for said in (f"agreement {v['agreement']:.3f}", f"{len(v['disagreeing'])} disagreeing cells",
+                 f"{v['cells'] - len(v['disagreeing'])} of {v['cells']} cells", f"{v['trained_cells']} cells trained",
+                 ", ".join(map(str, v["deepest_trained_depth"])), f"{t['wall_seconds']:.0f} s",
+                 f"{t['compute_seconds']:.0f} s of wall", f"{t['compute_cpu_seconds']:.0f} s of CPU",
+                 f"{t['wall_seconds'] / (t['compute_seconds'] / t['threads']):.3f}"):
+        assert said in " ".join(text.split()), said
+    top = " ".join((REPO / "README.md").read_text().split())  # the newcomer's README: its study paragraph
+    assert f"agreement {v['agreement']:.3f} over {v['cells']} cells" in top and f"σ_w² = {v['critical_sigma_w2']:.4g}" in top

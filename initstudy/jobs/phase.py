@@ -6,7 +6,7 @@ from dataclasses import fields
 from functools import partial
 
 from initstudy import grid as grid_mod
-from initstudy import keys, manifest, phase, plots, results, theory, tracking
+from initstudy import data, keys, manifest, phase, plots, results, theory, tracking
 from initstudy import trainability as T
 from initstudy.config import parse, to_dict
 from initstudy.jobs import (JobFailed, add_common_arguments, common_params, provenance_params,
@@ -115,6 +115,16 @@ def description(doc: dict) -> str:
             "it trained and what the theory said.")
 
 
+def data_block(tracker, rid, config: PhaseConfig) -> dict:
+    """The set as the cells trained on it (standardized), logged as the parent's MLflow dataset input; the
+    manifest's data block: its identity, generator arguments, scaling and the arrays' sha256."""
+    ds = phase.dataset(config.cell(config.grid()["sigma_w2"][0], 1, 0))
+    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
+    shape = data.source(config.data).shape
+    return {**data.identity(config.data, config.data_seed, shape, ds), "input_scaling": phase.INPUT_SCALING,
+            "dataset_digest": digest}
+
+
 def record_parent(config: PhaseConfig, held: dict, tracker, rid, g, rows, prov, timing):
     held["doc"] = doc = document(config, rows, timing)
     mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
@@ -123,6 +133,7 @@ def record_parent(config: PhaseConfig, held: dict, tracker, rid, g, rows, prov, 
                         mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
                                 "experiment_id": tracker.client.get_run(rid).info.experiment_id,
                                 "parent_run_id": rid, "run_ids": {c["label"]: c["run_id"] for c in doc["cells"]}})
+    mf["data"] = data_block(tracker, rid, config)
     record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, parent_metrics(doc), {
         "phase.json": write_text(results.dumps(doc)),
         "phase.png": lambda path: plots.phase_diagram(doc, path, T.TRAINED_ACC),
