@@ -25,9 +25,9 @@ def agree(cell: dict) -> bool:
     return trained(cell["train_acc"]) == predicted(cell["depth"], cell["six_xi_c"])
 
 
-def agreement(cells: list) -> float:
-    """The fraction of cells where trained == predicted."""
-    return sum(agree(c) for c in cells) / len(cells) if cells else float("nan")
+def agreement(cells: list) -> float | None:
+    """The fraction of cells where trained == predicted (None without cells: every one failed)."""
+    return sum(agree(c) for c in cells) / len(cells) if cells else None
 
 
 def boundary_distance(cell: dict) -> float | None:

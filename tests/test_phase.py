@@ -41,6 +41,7 @@ def test_trained_rule_is_fixed_at_three_times_chance():
 
 def test_agreement_disagreements_and_their_distance_on_a_hand_made_grid():
     assert T.agreement(GRID) == 10 / 12
+    assert T.agreement([]) is None  # every cell failed: no fraction (phase.json stays valid JSON)
     bad = T.disagreements(GRID, DEPTHS)
     assert [(c["sigma_w2"], c["depth"]) for c in bad] == [(1.0, 80), (3.0, 40)]
     far, near = bad

@@ -35,7 +35,7 @@ def build_grid(config: PhaseConfig):
 
 def main(args):
     config = parse(PhaseConfig, {f.name: getattr(args, f.name) for f in fields(PhaseConfig)
-                                 if getattr(args, f.name) is not None})  # init is a field here, not init_names'
+                                 if getattr(args, f.name) is not None})  # init: a field here, checked by validate()
     g = build_grid(config)
     opts = sweep_job.where(args)
     held = {}  # the parent's phase.json, for the line printed below
@@ -44,7 +44,7 @@ def main(args):
     v = held["doc"]["verdict"]
     failed = sum(r["status"] != "FINISHED" for r in out["rows"])
     print(f"phase: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
-          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; agreement {v['agreement']:.3f} "
+          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; agreement {_fraction(v['agreement'])} "
           f"({len(v['disagreeing'])} cells disagree), critical sigma_w2 {v['critical_sigma_w2']:.4g}"
           f"\n  mlflow ui: {out['link']}")
     if failed:
@@ -104,11 +104,15 @@ def seeds_of(config: PhaseConfig, cells: list) -> dict:
     return {**first.stream_seeds(), **{f"weights/d{c['depth']}/s{c['seed']}": c["weight_seed"] for c in cells}}
 
 
+def _fraction(x) -> str:
+    return "n/a (no cell finished)" if x is None else f"{x:.3f}"
+
+
 def description(doc: dict) -> str:
     v = doc["verdict"]
     deep = ", ".join(f"{s:g}: {d}" for s, d in zip(doc["grid"]["sigma_w2"], v["deepest_trained_depth"]))
     return (f"{v['cells']} cells, {v['trained_cells']} trained (train acc >= {T.TRAINED_ACC:g}); agreement with "
-            f"depth <= 6 xi_c: {v['agreement']:.3f}; {len(v['disagreeing'])} cells disagree"
+            f"depth <= 6 xi_c: {_fraction(v['agreement'])}; {len(v['disagreeing'])} cells disagree"
             f"{' (all next to the boundary)' if v['all_disagreeing_near_boundary'] else ''}. Critical sigma_w^2 = "
             f"{v['critical_sigma_w2']:.6g}. Deepest trained depth per sigma_w^2: {deep}.\n\nphase.png (Artifacts) "
             "is the diagram; phase.json holds every cell; each child is one cell, its description says whether "

@@ -152,11 +152,11 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
             prov, date = provenance.collect(), today()
             experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
             rows = {k: row for k, row in kept.items()}
-            print(f"sweep: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
+            print(f"{kind}: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
                   file=sys.stderr, flush=True)
             record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
             failed = 0
-            with progress.bar(len(todo), "sweep", "runs") as bar:
+            with progress.bar(len(todo), kind, "runs") as bar:
                 for i, got, error in arrivals:
                     # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
                     # the request (and the flush after it), as in ablate's streaming
