@@ -222,3 +222,15 @@ def test_the_committed_readme_and_verdict_are_what_the_cells_give():
         assert said in " ".join(text.split()), said
     top = " ".join((REPO / "README.md").read_text().split())  # the newcomer's README: its study paragraph
     assert f"agreement {v['agreement']:.3f} over {v['cells']} cells" in top and f"σ_w² = {v['critical_sigma_w2']:.4g}" in top
+
+
+def test_reproduce_cell_choice():
+    from initstudy import phase_reproduce
+
+    cells = [dict(c, label=f"c{i}") for i, c in enumerate(GRID)]
+    assert phase_reproduce.choose(cells, "all") == cells
+    assert [c["label"] for c in phase_reproduce.choose(cells, "1.75:10,3:80:0,1.75:10")] == ["c4", "c11"]
+    for spec, words in [("1.75:11", "no cell sigma_w2=1.75, depth=11"), ("1.75", "SIGMA_W2:DEPTH"),
+                        ("a:b", "SIGMA_W2:DEPTH"), (",", "lists no cell")]:
+        with pytest.raises(ConfigError, match=words):
+            phase_reproduce.choose(cells, spec)
