@@ -156,6 +156,10 @@ def test_small_preset_end_to_end_through_mlflow_run_exported_and_reproduced(stor
     assert [(m.step, m.value) for m in sorted(deepest, key=lambda m: m.step)] == \
         list(enumerate(map(float, T.deepest_trained(doc["cells"], [1.0, 1.75, 4.0]))))
     assert len(store.client.get_metric_history(children[0].info.run_id, "Training/loss")) == 300
+    note = "mlflow.note.content"  # the descriptions `mlflow ui` shows: each cell's verdict, the parent's summary
+    assert all(r.data.tags[note].startswith(f"sigma_w2={r.data.params['sigma_w2'].rstrip('0').rstrip('.')}")
+               and ("agrees" in r.data.tags[note] or "DISAGREES" in r.data.tags[note]) for r in children)
+    assert f"agreement with depth <= 6 xi_c: {doc['verdict']['agreement']:.3f}" in parent.data.tags[note]
     assert store.download(parent.info.run_id, "phase.png").read_bytes()[:4] == b"\x89PNG"
     mf = json.loads(store.download(parent.info.run_id, "manifest.json").read_text())
     ds = phase.dataset(phase.CellConfig(width=64))  # the standardized set the cells trained on
