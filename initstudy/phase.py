@@ -4,13 +4,13 @@ A cell is a random `activation` network of `depth` hidden layers of `width` at (
 the mean-field init: W_ij ~ sigma_w^2 / n_in per entry (n Var(W) = sigma_w^2, every layer including
 the input and readout ones), b_i ~ N(0, sigma_b^2). It is trained `steps` SGD steps on a dataset and
 asked: does it train? Theory (S eq. 9): the correlation depth scale xi_c = -1 / ln chi_c(c*) bounds
-the depth through which inputs stay distinguishable; the paper's figure 6 finds networks trainable
+the depth through which inputs stay distinguishable; the paper's experiments find networks trainable
 while depth <= ~6 xi_c.
 
 Pure: CellConfig + init in, CellResult out. The weights come from inits.sample_weights(init, ...)
 with the gain that makes n Var(W) = sigma_w^2, so any (data-independent) init scheme plugs in; the
 unit draws depend on (seed, depth) only, so the cells of one depth share them across sigma_w^2
-(common random numbers: the diagram's columns differ by scale, not by draw).
+(common random numbers: a row of the diagram differs by scale, not by draw).
 
 Input scaling: each feature standardized with the training set's mean and standard deviation
 (train statistics applied to train and test), so a first-layer pre-activation has q^1 = sigma_w^2

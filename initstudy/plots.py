@@ -413,7 +413,7 @@ def _edges(values) -> np.ndarray:
 
 def phase_diagram(doc: dict, path, trained_acc: float = 0.3):
     """Training accuracy over (sigma_w^2, depth), mean over seeds; the critical sigma_w^2 (chi_1 = 1),
-    xi_c and 6 xi_c (Schoenholz et al. fig. 6) overlaid; cells that trained outlined."""
+    xi_c and 6 xi_c (the bound of Schoenholz et al.'s trainability experiments) overlaid; trained cells marked."""
     sw, depths = doc["grid"]["sigma_w2"], doc["grid"]["depth"]
     acc = np.full((len(depths), len(sw)), np.nan)
     for i, d in enumerate(depths):

@@ -3,7 +3,7 @@
 A cell is a dict with sigma_w2, depth, seed, train_acc and six_xi_c (None: xi_c diverges, no bound).
 - trained: final training accuracy >= TRAINED_ACC, three times chance on 10 classes. Fixed by the
   issue before any measurement, never tuned to the data.
-- predicted: depth <= 6 xi_c (Schoenholz et al. 2017, sec. 5 and fig. 6).
+- predicted: depth <= 6 xi_c (Schoenholz et al. 2017, their trainability experiments on MNIST and CIFAR-10).
 - a disagreeing cell is "near the boundary" when the boundary 6 xi_c lies between its depth and a
   neighbouring grid depth (one grid step from it), or within NEAR_FRACTION of 6 xi_c.
 """
