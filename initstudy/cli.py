@@ -19,7 +19,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # `mlflow run` entry points: initstudy.jobs.<name> has HELP, add_arguments(parser), main(args)
-ENTRIES = ("walk", "ablate", "sweep", "diagnose", "scaling")
+ENTRIES = ("walk", "ablate", "sweep", "diagnose", "scaling", "phase")
 # other commands: initstudy.<name> has HELP, add_arguments(parser), main(args)
 TOOLS = ("reproduce",)
 

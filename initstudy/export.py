@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from initstudy import inits, manifest, readme, results, scaling, tracking
 from initstudy.ablate import EXPERIMENT as ABLATE
 from initstudy.config import ConfigError
+from initstudy.phase import EXPERIMENT as TRAINABILITY
 from initstudy.scaling import EXPERIMENT as SCALING
 from initstudy.walk import EXPERIMENT as WALK
 
@@ -38,8 +39,10 @@ LABS = {
     WALK: Lab(WALK, "results.json", "variance.png", "walk.py", "lab 00, the variance walk"),
     ABLATE: Lab(ABLATE, "losses.json", "loss_curves.png", "train.py", "lab 01, the init ablation"),
     SCALING: Lab(SCALING, "results.json", "scaling.png", "why_sqrt_n.py", "lab 02, why 1/sqrt(n)"),
+    TRAINABILITY: Lab(TRAINABILITY, "phase.json", "phase.png", "trainability.py", "the trainability phase diagram"),
 }
 SINGLE_RUN_LABS = (SCALING,)  # one run is the whole study (no init schemes): the folder is that run's
+PARENT_LABS = (TRAINABILITY,)  # one parent run is the whole study (its children are cells): the folder is the parent's
 
 SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
 {results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
@@ -194,9 +197,10 @@ def newest_sets(tracker, allow_unfinished: bool) -> list:
     """Per lab, the newest complete set (for the walk, the newest linear one if any: the lab's setup)."""
     out = []
     for experiment in LABS:
-        if experiment in SINGLE_RUN_LABS:
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
             runs = [r for r in tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
-                    if allow_unfinished or r.info.status == "FINISHED"]
+                    if (allow_unfinished or r.info.status == "FINISHED")
+                    and (experiment in SINGLE_RUN_LABS or _tag(r, tracking.ROLE_TAG) == "parent")]
             out += [RunSet(experiment, None, {experiment: runs[0]})] if runs else []
             continue
         sets = complete_sets(tracker, experiment, allow_unfinished)
@@ -234,7 +238,10 @@ def find_sets(tracker, run_ids: list) -> list:
         if experiment not in LABS:
             raise ConfigError(f"run {rid} is not a {' or '.join(LABS)} run (tag {tracking.EXPERIMENT_TAG} "
                               f"is {experiment!r})")
-        if experiment in SINGLE_RUN_LABS:
+        if experiment in PARENT_LABS and _tag(run, tracking.ROLE_TAG) != "parent":
+            raise ConfigError(f"run {rid} is one cell of a {experiment} study; give its parent run "
+                              f"({_tag(run, tracking.PARENT_TAG)})")
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
             if experiment in members:
                 raise ConfigError(f"two {experiment} runs given: {members[experiment][0].info.run_id}, {rid}")
             members[experiment] = [run]
@@ -244,9 +251,9 @@ def find_sets(tracker, run_ids: list) -> list:
             parents[experiment] = run
         else:
             members.setdefault(experiment, []).append(run)
-    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS if e in members]
+    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS + PARENT_LABS if e in members]
     for experiment in LABS:
-        if experiment in SINGLE_RUN_LABS:
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
             continue
         if experiment in parents and experiment in members:
             raise ConfigError(f"{experiment}: give either a parent run or one run per init, not both")
@@ -328,6 +335,8 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
     lab = LABS[s.experiment]
     if s.experiment in SINGLE_RUN_LABS:
         return build_single_run_folder(tracker, s, lab, tmp)
+    if s.experiment in PARENT_LABS:
+        return build_phase_folder(tracker, s, lab, tmp)
     manifests = {i: _read_manifest(tracker, r, tmp) for i, r in s.runs.items()}
     _same_config(s.experiment, manifests)
     if s.parent:
@@ -369,11 +378,8 @@ def public_store(mf: dict) -> dict:
     return {**mf, "mlflow": m}
 
 
-def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
-    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
-    from the results, the README from its numbers."""
-    from initstudy import plots
-
+def _study_run(tracker, s: RunSet, lab: Lab, tmp: Path, needs: str | None = None) -> tuple:
+    """(run, manifest as a reader sees it, results document) of a study that is one run (or one parent)."""
     (run,) = s.runs.values()
     mf = public_store(_read_manifest(tracker, run, tmp))
     path = _artifact(tracker, run, lab.results, tmp)
@@ -381,8 +387,17 @@ def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"run {run.info.run_id}: {lab.results} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment:
+    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment or (needs and not doc.get(needs)):
         raise ConfigError(f"run {run.info.run_id}: {lab.results} is not a {s.experiment} results document")
+    return run, mf, doc
+
+
+def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
+    from the results, the README from its numbers."""
+    from initstudy import plots
+
+    run, mf, doc = _study_run(tracker, s, lab, tmp)
     with tempfile.TemporaryDirectory() as d:
         png = Path(d) / lab.plot
         plots.scaling(doc, png, title=scaling.title(doc["config"]))
@@ -393,6 +408,43 @@ def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
         lab.plot: image,
         "manifest.json": manifest.dumps(mf).encode(),
         "README.md": readme.scaling(doc, mf).encode(),
+    }
+
+
+PHASE_SCRIPT = '''"""Re-train the cells of the trainability study from the manifest.json beside this file and compare
+each cell's numbers in phase.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
+
+    python {script}                        # every cell: costs what the study cost
+    python {script} --cells 1.75:10,4:10   # chosen cells, SIGMA_W2:DEPTH[:SEED]
+    python {script} --tolerance 1e-6       # another machine: relative tolerance, lists what differs
+"""
+import sys
+from pathlib import Path
+
+from initstudy import reproduce
+
+if __name__ == "__main__":
+    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
+'''
+
+
+def build_phase_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """The trainability study (one parent, a child per cell): phase.json and the manifest as recorded
+    (the manifest without the local store), phase.png re-drawn from phase.json, the README from its numbers."""
+    from initstudy import plots
+    from initstudy.trainability import TRAINED_ACC
+
+    run, mf, doc = _study_run(tracker, s, lab, tmp, "cells")
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        plots.phase_diagram(doc, png, TRAINED_ACC)
+        image = png.read_bytes()
+    return {
+        lab.script: PHASE_SCRIPT.format(script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.trainability(doc, mf).encode(),
     }
 
 

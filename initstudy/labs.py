@@ -30,6 +30,7 @@ class Lab:
 
 
 WALK, ABLATE, DIAGNOSE, SCALING = "10-variance-walk", "10-init-matters", "03-makemore", "02-why-sqrt-n"
+TRAINABILITY = "20-trainability"
 
 LABS = {
     WALK: Lab(WALK, "walk", (
@@ -63,10 +64,19 @@ LABS = {
         "variance after L layers for sigma = c/sqrt(n) (step = L) against c^2L and the ReLU/tanh q-maps; "
         "`log_ratio_sd_n*` the finite-width spread of log(var_L / q_L) against sqrt(kappa L / n). "
         "scaling.png draws all three on log axes, theory dashed.")),
+    TRAINABILITY: Lab(TRAINABILITY, "phase", (
+        "**The trainability phase diagram** (Schoenholz et al. 2017). Which (sigma_w^2, depth) of a random tanh "
+        "network trains on MNIST-1D, against mean-field theory's bound depth <= 6 xi_c? Each command is a parent "
+        "run (`phase`) with one child per cell (sigma_w^2, depth, seed). A child holds `Training/loss` every step and "
+        "its summary: `train_acc` (whole training set), `test_acc`, `final_train_loss`, `steps_to_nan` where it "
+        "diverged, and the theory `chi1`, `xi_c`, `six_xi_c`. The parent holds phase.png (train accuracy over the "
+        "grid, the critical sigma_w^2 and the xi_c, 6 xi_c curves), phase.json (the grid), `critical_sigma_w2`, "
+        "`agreement` (fraction of cells where trained, train_acc >= 0.3, equals depth <= 6 xi_c) and "
+        "`deepest_trained_depth` with step = the sigma_w^2 index in the grid.")),
 }
 
 for _lab in list(LABS.values()):  # every lab that sweeps has a sweep experiment beside it
-    if _lab.entry in ("walk", "ablate"):
+    if _lab.entry in ("walk", "ablate", "phase"):
         LABS[f"{_lab.experiment}-sweeps"] = Lab(f"{_lab.experiment}-sweeps", "sweep", (
             f"**Sweeps of {_lab.experiment}.** A grid of `{_lab.entry}` runs, inits x depths x seeds "
             f"(`mlflow run . -e sweep -P study={_lab.entry}`). The parent run holds the sweep's summary "

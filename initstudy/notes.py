@@ -60,3 +60,23 @@ def diagnose(r, config) -> str:
     how = (f"Read: `{keys.SERIES['loss']}` first, then the per-layer statistics (`<stat>/Lnn`, L00 the embedding); "
            "activations.png, gradients.png, saturation_map.png and update_ratio.png are the notebook's plots.")
     return head + "\n\n" + how
+
+
+def phase_line(r) -> str:
+    """e.g. 'sigma_w2=1.75, depth 40, seed 0: trained (train acc 0.62), test acc 0.55; 6 xi_c = 2.56e+03: agrees'."""
+    from initstudy import trainability as T
+
+    did = T.trained(r.train_acc)
+    what = f"diverged at step {r.steps_to_nan}" if r.steps_to_nan is not None else "trained" if did else "did not train"
+    bound = "no bound (xi_c diverges)" if r.six_xi_c is None else f"6 xi_c = {_g(r.six_xi_c)}"
+    said = T.predicted(r.depth, r.six_xi_c)
+    return (f"sigma_w2={r.sigma_w2:g}, depth {r.depth}, seed {r.seed}: {what} (train acc {_g(r.train_acc)}, "
+            f"rule >= {T.TRAINED_ACC:g}), test acc {_g(r.test_acc)}; chi1 {_g(r.chi1)}, {bound}: theory says "
+            f"{'trainable' if said else 'untrainable'}, {'agrees' if did == said else 'DISAGREES'}")
+
+
+def phase(group, child: bool) -> str:
+    how = (f"Read: `{keys.SERIES['loss']}` is the minibatch loss every step; the un-prefixed metrics are the cell's "
+           "summary (train_acc on the whole training set, test_acc, final_train_loss) and its theory "
+           "(chi1, xi_c, six_xi_c). The parent's phase.png places this cell in the diagram.")
+    return "  \n".join(phase_line(r) for r in group) + "\n\n" + how

@@ -172,6 +172,18 @@ def leaves(losses: np.ndarray, level: float, margin: float) -> int | None:
     return int(below[0]) + w - 1 if len(below) else None
 
 
+def _dataset_text(c: dict) -> str:
+    """What the run trained on: lab 01's synthetic set as the lab describes it, or the named real set."""
+    name = c.get("data", "synthetic")  # runs from before the data option trained on the synthetic set
+    if name == "synthetic":
+        return (f"the synthetic set ({c['n_train']} train / {c['n_val']} val, {c['input_dim']}-dim N(0, 1), label = "
+                "sign of the sum of the first 10 features)")
+    from initstudy import data
+
+    return (f"{name}: {data.source(name).about} ({c['n_train']} train / {c['n_val']} val, {c['input_dim']} features, "
+            f"{c['classes']} classes)")
+
+
 def ablate(doc: dict, mf: dict) -> str:
     c = doc["config"]
     depth, width, steps = c["depth"], c["width"], c["steps"]
@@ -186,8 +198,7 @@ def ablate(doc: dict, mf: dict) -> str:
         "",
         f"A {depth}-layer MLP (width {width}, {c['activation']}, norm {c['norm']}, {c['dtype']}) trained for "
         f"{steps} steps with SGD (lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}, cross-entropy) on "
-        f"the synthetic set ({c['n_train']} train / {c['n_val']} val, {c['input_dim']}-dim N(0, 1), label = sign of "
-        f"the sum of the first 10 features), once per init. Same data seed ({c['data_seed']}) and so the same batch "
+        f"{_dataset_text(c)}, once per init. Same data seed ({c['data_seed']}) and so the same batch "
         "sequence for all three; each init's weights from its own seed. Loss logged every step, validation every "
         f"{c['eval_every']}. `loss_curves.png`: the three curves, log scale, NaN and flatline marked. {_runs(mf)}",
         "",
@@ -227,7 +238,8 @@ def ablate(doc: dict, mf: dict) -> str:
                 f"{_g(s['xavier']['final_val_acc'])}, Kaiming {_g(s['kaiming']['final_val_acc'])}"
                 + (f": Kaiming fits the {c['n_train']} training examples ({c['input_dim']} dims each) almost "
                    "exactly, yet does little better than chance on validation: it memorised them rather than "
-                   "learning the 10-feature rule." if fk < 0.05 and s["kaiming"]["final_val_acc"] < 0.7 else ".")]
+                   "learning the 10-feature rule." if fk < 0.05 and s["kaiming"]["final_val_acc"] < 0.7
+                   and c.get("data", "synthetic") == "synthetic" else ".")]
     if x is not None:
         sl = s["xavier"]["loss_slope_last200"]
         lx = results.from_json(x["loss"])
@@ -374,6 +386,125 @@ def scaling(doc: dict, mf: dict) -> str:
         "",
         "`python why_sqrt_n.py` (or `initstudy reproduce manifest.json`) re-runs the study from `manifest.json` and "
         "checks every series in `results.json` bit for bit.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# --- 20-trainability
+
+def trainability(doc: dict, mf: dict) -> str:
+    """projects/20-trainability/README.md: what mean-field theory predicted, where the measured diagram
+    agrees with it and where (and by how much) it does not; every number from phase.json."""
+    from initstudy import trainability as T
+
+    c, v, g = doc["config"], doc["verdict"], doc["grid"]
+    cells, bad = doc["cells"], v["disagreeing"]
+    sw, depths = g["sigma_w2"], g["depth"]
+    seeds = len(g["seed"])
+    by = {(x["sigma_w2"], x["depth"]): [] for x in cells}
+    for x in cells:
+        by[(x["sigma_w2"], x["depth"])].append(x)
+    bound = {s: next((x["six_xi_c"] for x in cells if x["sigma_w2"] == s), None) for s in sw}
+
+    def mark(s, d):
+        xs = by.get((s, d), [])
+        if not xs:
+            return "–"
+        acc = sum(x["train_acc"] for x in xs) / len(xs)
+        ok = 2 * sum(T.trained(x["train_acc"]) for x in xs) >= len(xs)
+        return f"{'**' if ok != T.predicted(d, bound[s]) else ''}{acc:.2f}{'**' if ok != T.predicted(d, bound[s]) else ''}"
+
+    table = ["| depth \\ σ_w² | " + " | ".join(f"{s:g}" for s in sw) + " |", "| --- |" + " --- |" * len(sw)]
+    table += [f"| {d} | " + " | ".join(mark(s, d) for s in sw) + " |" for d in depths]
+    theory_rows = ["| σ_w² | " + " | ".join(f"{s:g}" for s in sw) + " |", "| --- |" + " --- |" * len(sw),
+                   "| χ₁ | " + " | ".join(_g(next(x["chi1"] for x in cells if x["sigma_w2"] == s), 3) for s in sw) + " |",
+                   "| 6 ξ_c | " + " | ".join("∞" if bound[s] is None else f"{bound[s]:.1f}" for s in sw) + " |",
+                   "| deepest trained | " + " | ".join(str(d) for d in v["deepest_trained_depth"]) + " |"]
+    bad_lines = [f"- σ_w² = {x['sigma_w2']:g}, depth {x['depth']}, seed {x['seed']}: "
+                 f"{'trained' if x['trained'] else 'did not train'} (train acc {x['train_acc']:.3f}) where theory says "
+                 f"{'trainable' if x['predicted'] else 'untrainable'}; 6 ξ_c = "
+                 + ("∞" if x["six_xi_c"] is None else f"{x['six_xi_c']:.1f}, depth {_g(abs(100 * x['distance']), 3)}% "
+                    f"{'past' if x['distance'] > 0 else 'short of'} it")
+                 + ("" if x["near_boundary"] else " — NOT next to the boundary") for x in bad]
+    far = [x for x in bad if not x["near_boundary"]]
+    past, short = [x for x in bad if x["trained"]], [x for x in bad if not x["trained"]]
+    peak = [s for s, d in zip(sw, v["deepest_trained_depth"]) if d == max(v["deepest_trained_depth"])]
+    t = doc["timing"]
+    out = [
+        "# 20-trainability: which (σ_w², depth) trains, against mean-field theory's 6 ξ_c",
+        "",
+        f"Schoenholz et al. 2017 (\"Deep Information Propagation\") predict that a random {c['activation']} network "
+        "is trainable only while its depth stays below about 6 ξ_c, where ξ_c = −1/ln χ_c(c*) is the depth over "
+        "which two inputs' correlation relaxes to its fixed point (their eq. 9). ξ_c diverges at the order-to-chaos "
+        f"transition χ₁ = 1: here, with σ_b² = {c['sigma_b2']:g}, at **σ_w² = {v['critical_sigma_w2']:.6g}** "
+        "(computed, `initstudy.theory.critical_sw2`).",
+        "",
+        f"Measured: {len(cells)} cells ({len(sw)} σ_w² × {len(depths)} depths × {seeds} seed{'s' * (seeds > 1)}), each "
+        f"a {c['activation']} MLP of `depth` hidden layers of width {c['width']}, weights N(0, σ_w²/n) (init "
+        f"`{c['init']}` scaled so n·Var(W) = σ_w²) and biases N(0, σ_b²), trained {c['steps']} steps of SGD (lr "
+        f"{c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}) on {c['data']}; inputs: {c['input_scaling']}. "
+        f"**Trained** means final accuracy on the whole training set ≥ {T.TRAINED_ACC:g} (three times chance), a "
+        "rule fixed before measuring.",
+        "",
+        "![phase diagram](phase.png)",
+        "",
+        "## What theory predicted",
+        "",
+        *theory_rows,
+        "",
+        "## What was measured",
+        "",
+        f"Final training accuracy per cell{' (mean over seeds)' if seeds > 1 else ''}; **bold** where "
+        "trained ≠ (depth ≤ 6 ξ_c):",
+        "",
+        *table,
+        "",
+        f"- **Agreement: {v['agreement']:.3f}** ({len(cells) - len(bad)} of {len(cells)} cells: trained exactly where "
+        f"depth ≤ 6 ξ_c). {v['trained_cells']} cells trained.",
+        f"- The deepest trained depth is largest ({max(v['deepest_trained_depth'])}) at σ_w² = "
+        f"{', '.join(f'{s:g}' for s in peak)}; the grid points nearest the critical σ_w² are "
+        f"{', '.join(f'{s:g}' for s in v['nearest_critical'])}: "
+        + ("the peak sits at criticality, as predicted." if v["peak_near_critical"] else
+           "the peak is NOT at the points nearest criticality."),
+        "",
+        "## Where the measurement disagrees, and by how much",
+        "",
+        *(bad_lines or ["None: every cell agrees."]),
+        "",
+        ("Every disagreeing cell lies next to the 6 ξ_c boundary (a neighbouring grid depth lies across it, or its "
+         f"depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c)." if not far else
+         f"{len(bad) - len(far)} of the {len(bad)} disagreeing cells lie next to the 6 ξ_c boundary (a neighbouring "
+         f"grid depth lies across it, or the depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c); "
+         + "; ".join(f"σ_w² = {x['sigma_w2']:g}, depth {x['depth']} does not (train acc {x['train_acc']:.3f} against "
+                     f"the rule's {T.TRAINED_ACC:g})" for x in far) + "."),
+        "",
+        *([f"{len(past)} disagreements are cells that trained past 6 ξ_c (train acc {min(x['train_acc'] for x in past):.3f}"
+           f"–{max(x['train_acc'] for x in past):.3f}) and {len(short)} {'is a cell' if len(short) == 1 else 'are cells'} "
+           "that did not train short of it: the "
+           "measured boundary lies a little deeper than 6 ξ_c, i.e. the bound is conservative at this training "
+           "budget." if len(past) > len(short) else
+           f"{len(past)} disagreements trained past 6 ξ_c and {len(short)} did not train short of it."]
+          if bad else []),
+        "",
+        f"Cost: {len(cells)} cells in {t['wall_seconds']:.0f} s of wall time on {t['threads']} Dask workers "
+        f"(Σ cell compute {t['compute_seconds']:.0f} s of wall, {t['compute_cpu_seconds']:.0f} s of CPU: the workers "
+        f"had {100 * t['compute_cpu_seconds'] / t['compute_seconds']:.0f}% of a core each, on a machine shared with "
+        "other jobs).",
+        "",
+        "Exact `results_summary` (equal to the run's metrics):",
+        "",
+        *[f"- `{k}`: {_exact(val) if not isinstance(val, dict) else val}" for k, val in mf["results_summary"].items()],
+        "",
+        f"MLflow: experiment {mf['experiment']} (id {mf['mlflow']['experiment_id']}); parent run "
+        f"`{mf['mlflow']['parent_run_id']}` with one child per cell (phase.json names each). "
+        f"git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), {mf['date']}.",
+        "",
+        "## Reproduce",
+        "",
+        "`python trainability.py` re-trains every cell from `manifest.json` and checks each cell's numbers in "
+        "`phase.json` bit for bit (its loss series by sha256); a full re-run costs what the study cost, so "
+        "`python trainability.py --cells 1.75:10,4:10` checks chosen cells (SIGMA_W2:DEPTH[:SEED]).",
         "",
     ]
     return "\n".join(out)

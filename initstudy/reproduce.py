@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initstudy import ablate, data, inits, manifest, provenance, results, scaling, walk
+from initstudy import ablate, data, inits, manifest, phase_reproduce, provenance, results, scaling, walk
 from initstudy.config import ConfigError, _float, parse, to_dict
 
 HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
@@ -32,10 +32,12 @@ def add_arguments(parser):
     parser.add_argument("manifest", help="a lab folder's manifest.json (its results file lies beside it)")
     parser.add_argument("--tolerance", default=None, metavar="REL",
                         help="accept a max relative difference up to REL (runs from another machine)")
+    parser.add_argument("--cells", default="all", help="20-trainability only: 'all' or SIGMA_W2:DEPTH[:SEED],... "
+                        "(a full re-run costs what the study cost)")
 
 
 def main(args):
-    code = run(args.manifest, args.tolerance)
+    code = run(args.manifest, args.tolerance, args.cells)
     if code:
         raise SystemExit(code)
 
@@ -44,7 +46,7 @@ def cli(argv=None, prog="initstudy reproduce") -> int:
     """The folder scripts' entry: same arguments, one line on bad input (exit 2)."""
     from initstudy.cli import run_tool
 
-    return run_tool(prog, __doc__.split("\n\n")[0], add_arguments, lambda a: run(a.manifest, a.tolerance), argv)
+    return run_tool(prog, __doc__.split("\n\n")[0], add_arguments, lambda a: run(a.manifest, a.tolerance, a.cells), argv)
 
 
 def load(path) -> tuple[dict, object, dict]:
@@ -66,16 +68,21 @@ def load(path) -> tuple[dict, object, dict]:
         raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from seed {config.seed}"
                           f"{' / data_seed ' + str(config.data_seed) if hasattr(config, 'data_seed') else ''}")
     doc_path = Path(path).with_name(name)
-    try:
-        doc = json.loads(doc_path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    doc = read_json(doc_path)
     block = "dot" if cls is scaling.ScalingConfig else "inits"
     if not isinstance(doc, dict) or not isinstance(doc.get(block), dict):
         raise ConfigError(f"{doc_path} has no '{block}' block")
     return mf, config, doc
+
+
+def read_json(doc_path: Path):
+    """The results document beside a manifest; unreadable or not JSON: one ConfigError line."""
+    try:
+        return json.loads(doc_path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
 def expected_seeds(config, names, recorded=()) -> dict:
@@ -207,19 +214,29 @@ def environment_differences(mf: dict) -> list[str]:
     return out
 
 
-def run(path, tolerance=None) -> int:
+def run(path, tolerance=None, cells="all") -> int:
     tol = None
     if tolerance is not None:
         tol = _float("tolerance", tolerance)
         if tol < 0:
             raise ConfigError(f"tolerance must be >= 0, got {tolerance!r}")
-    mf, config, doc = load(path)
+    trainability = _experiment_of(path) == phase_reproduce.phase.EXPERIMENT
+    if trainability:  # checked before any re-run: a bad manifest or cell list is one line
+        mf, _, doc = phase_reproduce.load(path)
+        phase_reproduce.choose(doc["cells"], cells)
+    else:
+        mf, config, doc = load(path)
     note = None
     pin = provenance.kernel_pin(mf["blas"] if isinstance(mf["blas"], dict) else {})
     if pin is not None:
-        code, note = rerun_pinned(path, tolerance, pin)
+        code, note = rerun_pinned(path, tolerance, pin, ["--cells", str(cells)] if trainability else [])
         if code is not None:
             return code
+    if trainability:
+        code = phase_reproduce.run(path, tol, cells)
+        if note:
+            print(note)
+        return code
     names = list(mf["config"].get("inits", []))
     now_doc, now_summary = rerun(config, names)
     legacy = "signal" not in doc and now_doc.pop("signal", None) is not None  # a walk from before the block
@@ -249,21 +266,7 @@ def run(path, tolerance=None) -> int:
         (near if tol is not None and rel <= tol else bad).append(line)
 
     n = f"{len(rec_series)} series and {len(rec_scalars)} values of {', '.join(names) or 'the study'}"
-    where = Path(path)
-    if not bad and not near:
-        print(f"reproduced bit for bit: {n} ({mf['experiment']}, {where})")
-    elif not bad:
-        print(f"reproduced within relative tolerance {tol:g}, not bit for bit: {n} ({mf['experiment']}, {where})")
-        print("\n".join(f"  {l}" for l in near))
-    else:
-        print(f"NOT reproduced: {len(bad)} of {len(rec_series) + len(rec_scalars)} series/values differ"
-              f"{'' if tol is None else f' beyond relative tolerance {tol:g}'} ({mf['experiment']}, {where})")
-        print("\n".join(f"  {l}" for l in bad + near))
-    if bad or tol is not None:
-        env = environment_differences(mf)
-        print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
-        for line in env:
-            print(f"  {line}")
+    report(mf, path, n, f"{len(bad)} of {len(rec_series) + len(rec_scalars)} series/values differ", bad, near, tol)
     if legacy:
         print("(recorded before the walk's signal-propagation block: lab 00's series and values compared)")
     elif later:
@@ -274,13 +277,39 @@ def run(path, tolerance=None) -> int:
     return 1 if bad else 0
 
 
-def rerun_pinned(path, tolerance, pin: dict) -> tuple[int | None, str]:
+def report(mf: dict, path, what: str, differ: str, bad: list, near: list, tol):
+    """The verdict: bit for bit, within the tolerance, or not reproduced with each difference; and where
+    it is not bit for bit, how this machine differs from the recorded one."""
+    where = f"({mf['experiment']}, {Path(path)})"
+    if not bad and not near:
+        print(f"reproduced bit for bit: {what} {where}")
+    elif not bad:
+        print(f"reproduced within relative tolerance {tol:g}, not bit for bit: {what} {where}")
+        print("\n".join(f"  {l}" for l in near))
+    else:
+        print(f"NOT reproduced: {differ}{'' if tol is None else f' beyond relative tolerance {tol:g}'} {where}")
+        print("\n".join(f"  {l}" for l in bad + near))
+    if bad or tol is not None:
+        env = environment_differences(mf)
+        print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
+        for line in env:
+            print(f"  {line}")
+
+
+def _experiment_of(path) -> str | None:
+    try:
+        return manifest.read(path).get("experiment")
+    except manifest.ManifestError as e:
+        raise ConfigError(str(e)) from None
+
+
+def rerun_pinned(path, tolerance, pin: dict, extra=()) -> tuple[int | None, str]:
     """The whole check again in a process whose BLAS runs the recorded kernel (OpenBLAS chooses it
     when it loads, so not in this process): (its exit code, a note). The code is None where that
     kernel cannot run on this CPU; the caller then compares under this machine's own kernel."""
     kernel, here = pin[provenance.KERNEL_ENV], provenance.blas()["architecture"]
     cmd = [sys.executable, "-m", "initstudy", "reproduce", str(path)]
-    cmd += [] if tolerance is None else ["--tolerance", str(tolerance)]
+    cmd += ([] if tolerance is None else ["--tolerance", str(tolerance)]) + list(extra)
     proc = subprocess.run(cmd, env={**os.environ, **pin}, capture_output=True, text=True)
     if proc.returncode < 0:  # SIGILL: this CPU lacks the kernel's instructions
         return None, (f"BLAS kernel: the recorded {kernel} does not run on this CPU "

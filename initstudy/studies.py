@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from initstudy import ablate, provenance, results, walk
+from initstudy import ablate, phase, provenance, results, walk
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,22 @@ def _walk_row(r) -> dict:
             "saturated_from_layer": int(sat[0]) if len(sat) else None}
 
 
+def phase_row(r) -> dict:
+    """A cell's numbers as phase.json and a resumed sweep read them (exact: floats as repr): its summary,
+    weight seed and the loss series' sha256 (the series itself is the child's Training/loss)."""
+    return {**{k: results.jsonable([v])[0] if isinstance(v, float) else v for k, v in r.summary().items()},
+            "weight_seed": r.weight_seed, "last_loss": results.jsonable([r.losses[-1]])[0],
+            "loss_sha256": phase.loss_digest(r.losses)}
+
+
 STUDIES = {
     "ablate": Study("ablate", ablate.AblateConfig, ablate.EXPERIMENT, ablate.train, _ablate_row,
                     (("final_loss", "final training loss, runs that trained (log scale)", True),
                      ("steps_to_nan", "steps to NaN, runs that diverged", False))),
     "walk": Study("walk", walk.WalkConfig, walk.EXPERIMENT, walk.run_walk, _walk_row,
                   (("final_layer_variance", "final-layer activation variance (log scale)", True),)),
+    "phase": Study("phase", phase.CellConfig, phase.EXPERIMENT, phase.train_cell, phase_row,
+                   (("train_acc", "final training accuracy (whole training set)", False),)),
 }
 
 # ---- on a worker ----

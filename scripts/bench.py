@@ -10,6 +10,7 @@ its rows are skipped with a message when it is absent.
 import argparse
 import datetime
 import itertools
+import math
 import os
 import random
 import subprocess
@@ -518,23 +519,28 @@ OLD_POOL = {"wall": 114.28, "sum_compute_alone": 54.07, "load": 12.0}
 def sweep_once(tmp: Path) -> dict:
     """The real command (`python -m initstudy sweep`, a LocalCluster of 2 workers) into a fresh store;
     the parent's sweep.json: wall from the cluster up, compute measured in the workers, writer's CPU."""
+    return command_once(tmp, "sweep", SWEEP_GRID, "sweep.json")
+
+
+def command_once(tmp: Path, entry: str, grid: dict, document: str) -> dict:
+    """`python -m initstudy ENTRY --k v ...` into a fresh store; its parent's `document` and the command's wall."""
     import json
 
-    store = tmp / f"sweep-{time.time_ns()}"
+    store = tmp / f"{entry}-{time.time_ns()}"
     uri, experiment_id = fresh_store(store)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "MLFLOW_TRACKING_URI": uri,
            "MLFLOW_EXPERIMENT_ID": experiment_id, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "initstudy", "sweep"] + [a for k, v in SWEEP_GRID.items() for a in (f"--{k}", v)]
+    cmd = [sys.executable, "-m", "initstudy", entry] + [a for k, v in grid.items() for a in (f"--{k}", v)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=store, capture_output=True, text=True)
     command = time.perf_counter() - t
     if proc.returncode:
-        raise SystemExit(f"bench: the sweep failed: {proc.stderr[-2000:]}")
+        raise SystemExit(f"bench: the {entry} failed: {proc.stderr[-2000:]}")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     (parent,) = client.search_runs([experiment_id], "tags.`initstudy.role` = 'parent'")
-    path = client.download_artifacts(parent.info.run_id, "sweep.json", str(store))
+    path = client.download_artifacts(parent.info.run_id, document, str(store))
     return {**json.loads(Path(path).read_text()), "command_seconds": command}
 
 
@@ -567,6 +573,66 @@ def bench_sweep(quick, tmp: Path):
         ("writer's share against the child's compute CPU (the cores both need)", fmt(cpu_share, prec=3), ""),
         (f"the old home-made pool, same grid, measured before its removal (load average {OLD_POOL['load']:.0f}): "
          "wall / (sum of trainings alone / 2)", f"{OLD_POOL['wall']:.1f} s; {old:.2f}", "not comparable: another load"),
+    ]
+
+
+# ---------------------------------------------------------------- 7: the trainability study
+
+PHASE_GRID = dict(sigma_w2s="1.0:4.0:0.5", depths="10,30", steps="1000", workers="2")  # 14 cells of the default width
+TARGETS["phase"] = 1.15  # issue 15: cells' total wall / (sum of cell compute / workers), at most
+
+
+def phase_once(tmp: Path) -> dict:
+    """The real command (`python -m initstudy phase`, a LocalCluster of 2 workers) into a fresh store; the
+    parent's phase.json (its timing and cells)."""
+    return command_once(tmp, "phase", PHASE_GRID, "phase.json")
+
+
+def gemm_rate(n: int = 128, batch: int = 128, reps: int = 300) -> float:
+    """Single-core float32 FLOP/s of the cells' GEMM shape, (batch x n) @ (n x n), best of 5."""
+    a, w = np.ones((batch, n), np.float32), np.ones((n, n), np.float32)
+    out, best = np.empty((batch, n), np.float32), math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(reps):
+            np.matmul(a, w, out=out)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return 2 * batch * n * n / best
+
+
+def cell_flops(c: dict, config: dict, n_train: int = 4000, n_test: int = 1000, inputs: int = 40, classes: int = 10) -> float:
+    """A cell's matmul FLOPs: per step forward + dW + dx (the input layer's dx skipped) = 6 b sum(fan_in fan_out)
+    less 2 b inputs width, then one forward over the training and test sets."""
+    w, b = config["width"], config["batch"]
+    macs = inputs * w + (c["depth"] - 1) * w * w + w * classes
+    return config["steps"] * (6 * b * macs - 2 * b * inputs * w) + 2 * (n_train + n_test) * macs
+
+
+def bench_phase(quick, tmp: Path):
+    doc = phase_once(tmp)
+    t, cells, config = doc["timing"], doc["cells"], doc["config"]
+    floor = t["compute_seconds"] / t["threads"]
+    rate = gemm_rate(config["width"], config["batch"])
+    flops = np.array([cell_flops(c, config) for c in cells])
+    cpu = np.array([c["compute_cpu_seconds"] for c in cells])
+    bound = flops / rate
+    grid = ";".join(f"{k}={v}" for k, v in PHASE_GRID.items())
+    return [
+        (f"phase, {len(cells)} cells ({grid}), LocalCluster of 2 workers: wall from the cluster up to the last "
+         "cell recorded", f"{t['wall_seconds']:.2f} s", ""),
+        ("the command's wall (python start, cluster start, MLflow, phase.json, phase.png)",
+         f"{doc['command_seconds']:.2f} s", ""),
+        ("sum of cell compute, measured inside the workers (wall of each cell)", f"{t['compute_seconds']:.2f} s", ""),
+        ("same, CPU time of the worker thread", f"{t['compute_cpu_seconds']:.2f} s", ""),
+        ("parent's CPU from the cluster up (MLflow, recording, main thread)", f"{t['parent_cpu_seconds']:.2f} s", ""),
+        (f"wall / (sum of cell compute / {t['threads']} workers) (target <= {TARGETS['phase']})",
+         f"{t['wall_seconds'] / floor:.3f}", "met" if t["wall_seconds"] / floor <= TARGETS["phase"] else "NOT met"),
+        (f"single-core float32 GEMM, ({config['batch']} x {config['width']}) @ ({config['width']} x {config['width']})",
+         f"{rate / 1e9:.1f} GFLOP/s", ""),
+        ("per cell: CPU seconds / GEMM bound (matmul FLOPs / that rate), median [min-max] over cells",
+         fmt(cpu / bound, prec=3), ""),
+        ("per cell: CPU seconds per 1000 steps per hidden layer", fmt(cpu / np.array([c["depth"] for c in cells])
+                                                                     * 1000 / config["steps"], " s", prec=3), ""),
     ]
 
 
@@ -609,7 +675,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps and repetitions (~2 min)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    p.add_argument("--only", default="core,tracking,e2e,scale,sweep")
+    p.add_argument("--only", default="core,tracking,e2e,scale,sweep,phase")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     _blas = provenance.pin_blas_threads()
@@ -641,6 +707,9 @@ def main(argv=None):
         if "sweep" in only:
             t0 = cpu_snapshot()
             section("6. Sweep on Dask", bench_sweep(args.quick, tmp), t0)
+        if "phase" in only:
+            t0 = cpu_snapshot()
+            section("7. The trainability study (phase) on Dask", bench_phase(args.quick, tmp), t0)
     load1 = os.getloadavg()
     print("\n".join(f"- {n}" for n in notes))  # e.g. why the PyTorch rows are missing
     doc = ["# Benchmarks", "",

@@ -150,6 +150,17 @@ def test_ablate_readme_arithmetic():
     assert "it starts above random guessing (initial loss 1.18)" in text
 
 
+def test_ablate_readme_names_the_dataset_a_run_trained_on():
+    """A run of `ablate -P data=mnist1d` is described as MNIST-1D, not as lab 01's synthetic set."""
+    doc, mf = synthetic_ablate()
+    doc = json.loads(json.dumps(doc))
+    doc["config"].update(data="mnist1d", n_train=4000, n_val=1000, input_dim=40, classes=10)
+    text = readme.ablate(doc, mf)
+    assert "mnist1d: MNIST-1D (Greydanus & Kobak), generated locally by the mnist1d package (4000 train / 1000 val, " \
+           "40 features, 10 classes)" in text
+    assert "N(0, 1), label = sign" not in text and "10-feature rule" not in text
+
+
 def test_readme_plateau_window_is_50_steps():
     """leaves(): the window's last step, for a step down at a known place (the synthetic Xavier above)."""
     doc, _ = synthetic_ablate()

@@ -133,7 +133,7 @@ def test_bad_grid_refused_before_anything_starts(store):
                         (["--grid", "batch=64,600;n_train=500,1000"], ("grid point", "batch must be <= n_train (500)")),
                         (["--grid", "init=kaiming;foo=1"], ("'foo' is not a parameter of study=ablate",)),
                         (["--set", "steps=200", "--steps", "100"], ("steps is given twice",)),
-                        (["--study", "phase"], ("study must be one of",)),
+                        (["--study", "trainability"], ("study must be one of",)),  # "phase" is a study since issue 15
                         (["--tls-ca-file", "ca.pem"], ("apply to a scheduler=tls://",)),
                         (["--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", "nowhere.pem"], ("tls_ca_file", "file")),
                         (["--scheduler", "127.0.0.1"], ("scheduler must be tcp://HOST:PORT",))):

@@ -115,9 +115,12 @@ def _previous(tracker, g, parent_id: str) -> dict:
     return kept
 
 
-def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
+def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = None, kind: str = "sweep",
+        record_parent=None) -> dict:
     """Start the engine (first: an unreachable scheduler fails before any run is opened), open the
-    parent (or reopen it) and a child per point to compute, record each result as it arrives."""
+    parent (or reopen it) and a child per point to compute, record each result as it arrives.
+    A study whose whole point is a grid (phase) records in its lab's experiment (record_in), names
+    its parent `kind` and records its own summary on it: record_parent(tracker, rid, g, rows, prov, timing)."""
     from initstudy import engine as engine_mod
 
     signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
@@ -143,17 +146,17 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
         child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
                                 **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
         parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
-        with run_set(tracker, study.experiment, "sweep", [p.label for p in todo], tags=parent_tags,
+        with run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
                      child_tags=child_tags, top=opts["resume"] or None, child_name=lambda label: label,
-                     record_in=labs.sweep_experiment(study.experiment)) as ids:
+                     record_in=record_in or labs.sweep_experiment(study.experiment)) as ids:
             prov, date = provenance.collect(), today()
             experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
             rows = {k: row for k, row in kept.items()}
-            print(f"sweep: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
+            print(f"{kind}: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
                   file=sys.stderr, flush=True)
             record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
             failed = 0
-            with progress.bar(len(todo), "sweep", "runs") as bar:
+            with progress.bar(len(todo), kind, "runs") as bar:
                 for i, got, error in arrivals:
                     # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
                     # the request (and the flush after it), as in ablate's streaming
@@ -190,7 +193,7 @@ def run(g, opts: dict, tracking_uri: str | None = None) -> dict:
             timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
                       "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
                       "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
-            _record_parent(tracker, ids["top"], g, ordered, prov, timing)
+            (record_parent or _record_parent)(tracker, ids["top"], g, ordered, prov, timing)
             link = tracker.ui_link(ids["top"])
             if any(r["status"] != "FINISHED" for r in ordered):
                 ids.closed[ids["top"]] = "FAILED"
