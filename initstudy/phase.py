@@ -27,7 +27,6 @@ from initstudy.config import ConfigError, at_least, one_of, positive
 
 EXPERIMENT = labs.TRAINABILITY
 DTYPES = ("float32", "float64")
-DATA_DEPENDENT = ("lsuv",)  # inits that look at data: no mean-field sigma_w^2 to set
 INPUT_SCALING = "per-feature standardization with the training set's mean and std (train and test)"
 
 
@@ -102,9 +101,9 @@ def loss_digest(losses: np.ndarray) -> str:
 
 def check_init(init: str):
     one_of("init", init, tuple(inits.INITS))
-    if init in DATA_DEPENDENT or getattr(inits.INITS[init], "data_dependent", False):
+    if inits.INITS[init].needs_data:  # rescaled on a batch (lsuv): no mean-field sigma_w^2 to set
         raise ConfigError(f"init={init} depends on the data; the phase diagram needs a mean-field init "
-                          f"(n Var(W) = sigma_w^2): one of {', '.join(i for i in inits.INITS if i not in DATA_DEPENDENT)}")
+                          f"(n Var(W) = sigma_w^2): one of {', '.join(i for i, x in inits.INITS.items() if not x.needs_data)}")
 
 
 def theory_of(config: CellConfig) -> dict:
@@ -115,9 +114,9 @@ def theory_of(config: CellConfig) -> dict:
     return {"chi1": d.get("chi1"), "xi_c": xi, "six_xi_c": None if xi is None else 6 * xi}
 
 
-def gain_for(init: str, fan_in: int, sigma_w2: float) -> float:
-    """The gain with fan_in * Var(W) = sigma_w^2 under the scheme `init`."""
-    return math.sqrt(sigma_w2 / (fan_in * inits.weight_variance(init, fan_in)))
+def gain_for(init: str, fan_in: int, fan_out: int, sigma_w2: float) -> float:
+    """The gain with fan_in * Var(W) = sigma_w^2 under the scheme `init` (fan_out: Glorot's depend on it)."""
+    return math.sqrt(sigma_w2 / (fan_in * inits.weight_variance(init, fan_in, fan_out=fan_out)))
 
 
 def build_model(config: CellConfig, init: str, input_dim: int, classes: int) -> nn.MLP:
@@ -127,7 +126,7 @@ def build_model(config: CellConfig, init: str, input_dim: int, classes: int) -> 
     dtype, act = np.dtype(config.dtype), nn.ACTIVATIONS[config.activation]
     layers = []
     for i, (n_in, n_out) in enumerate(zip(dims[:-1], dims[1:])):
-        w = inits.sample_weights(init, rng, n_in, n_out, gain_for(init, n_in, config.sigma_w2))
+        w = inits.sample_weights(init, rng, n_in, n_out, gain_for(init, n_in, n_out, config.sigma_w2))
         b = rng.standard_normal(n_out) * math.sqrt(config.sigma_b2)
         layers.append(nn.Linear(w.astype(dtype), b.astype(dtype)))
         if i < config.depth:
