@@ -489,8 +489,8 @@ def trainability(doc: dict, mf: dict) -> str:
         "",
         f"Cost: {len(cells)} cells in {t['wall_seconds']:.0f} s of wall time on {t['threads']} Dask workers "
         f"(Σ cell compute {t['compute_seconds']:.0f} s of wall, {t['compute_cpu_seconds']:.0f} s of CPU: the workers "
-        f"had {100 * t['compute_cpu_seconds'] / t['compute_seconds']:.0f}% of a core each, on a machine shared with "
-        "other jobs).",
+        f"had {100 * t['compute_cpu_seconds'] / t['compute_seconds']:.0f}% of a core each; below 100 % the machine "
+        "was shared or memory-bound).",
         "",
         "Exact `results_summary` (equal to the run's metrics):",
         "",

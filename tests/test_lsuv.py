@@ -3,6 +3,7 @@ independent forward), the cap on iterations, the dead-layer and non-finite failu
 the deep ReLU net where Xavier flatlines; a real `mlflow run` records its batch seed and scales and
 reproduces bit for bit."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,20 @@ def test_ablate_lsuv_trains_where_xavier_sits(seed):
     loss = {i: x.final_loss for i, x in r.items()}
     assert loss["lsuv"] < 0.5 * loss["xavier"], loss
     assert loss["kaiming"] / 10 < loss["lsuv"] < 10 * loss["kaiming"], loss  # the same order
+
+
+def test_ablate_lsuv_at_the_lab_settings_beside_the_committed_lab_run():
+    """The lab's settings (1000 steps, seed 42): LSUV's final loss below Xavier's and of Kaiming's order,
+    those two read from the committed projects/10-init-matters (the same config and seed): the README's row."""
+    root = Path(__file__).resolve().parent.parent
+    lab = json.loads((root / "projects" / "10-init-matters" / "manifest.json").read_text())["results_summary"]
+    config = ablate.AblateConfig()
+    assert lab.get("final_loss_kaiming") and ablate.AblateConfig().seed == 42
+    r = ablate.train(config, "lsuv", ablate.dataset(config))
+    kaiming, xavier = lab["final_loss_kaiming"], lab["final_loss_xavier"]
+    assert r.outcome == "trained" and r.final_loss < xavier / 100 and kaiming / 10 < r.final_loss < 10 * kaiming
+    assert (f"lab ablate final loss {r.final_loss:.3g} (Kaiming {kaiming:.3g}, Xavier {xavier:.3g})"
+            in (root / "README.md").read_text()), r.final_loss
 
 
 def test_lsuv_rescales_the_fast_core_and_the_reference_alike():
