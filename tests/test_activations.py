@@ -74,7 +74,7 @@ def test_selu_with_lecun_normal_self_normalizes_and_relu_halves_beside_it(claim_
     assert f"max |mean| {worst_mean:.3f} and variance in [{var_range[0]:.3f}, {var_range[1]:.3f}]" in doc
     assert f"factor {min(relu_rates):.3f}–{max(relu_rates):.3f}" in doc
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # its table's SELU row
-    assert (f"|mean| ≤ {worst_mean:.3f}, variance in [{var_range[0]:.3f}, {var_range[1]:.3f}] at every layer over "
+    assert (f"\\|mean\\| ≤ {worst_mean:.3f}, variance in [{var_range[0]:.3f}, {var_range[1]:.3f}] at every layer over "
             f"{len(CLAIM_SEEDS)} seeds; ReLU beside it ×{min(relu_rates):.3f}–{max(relu_rates):.3f} per layer") in readme
 
 
