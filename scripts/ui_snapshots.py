@@ -44,7 +44,8 @@ def commands() -> list[list[str]]:
         sweep["workers"] = "2"
     run = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e"]  # `mlflow run . ...`
     return [run + ["walk"], run + ["ablate"], run + ["diagnose", "-P", "steps=1000"],
-            run + ["sweep"] + [a for k, v in sweep.items() for a in ("-P", f"{k}={v}")]]
+            run + ["sweep"] + [a for k, v in sweep.items() for a in ("-P", f"{k}={v}")]] + \
+        ([run + ["phase", "-P", "preset=small"]] if "phase" in entries else [])
 
 
 def user_env(project: Path) -> dict:
@@ -255,6 +256,14 @@ def shoot(ui: "UI", browser, out: Path):
     save(page, out / "sweep_parent.png")
     page.goto(run_url(ui, sweep, "artifacts/sweep.png"), ready="[...document.images].some(i => i.naturalWidth > 300)")
     save(page, out / "sweep_parent_summary.png")
+    # 8. the phase diagram's parent (small preset): its charts, and phase.png
+    phase = next((r for r in runs if r["tags"].get("mlflow.project.entryPoint") == "phase"
+                  and "mlflow.parentRunId" not in r["tags"] and "initstudy.moved_to" not in r["tags"]), None)
+    if phase:
+        open_charts(ui, page, phase)
+        save(page, out / "phase_parent.png")
+        page.goto(run_url(ui, phase, "artifacts/phase.png"), ready="[...document.images].some(i => i.naturalWidth > 300)")
+        save(page, out / "phase_parent_summary.png")
 
 
 def main(argv=None):
