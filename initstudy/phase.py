@@ -18,7 +18,7 @@ Input scaling: each feature standardized with the training set's mean and standa
 """
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -31,10 +31,9 @@ INPUT_SCALING = "per-feature standardization with the training set's mean and st
 
 
 @dataclass(frozen=True)
-class CellConfig:
-    """One cell of the diagram; every field can be a grid axis (the sweep study `phase`)."""
-    sigma_w2: float = 1.75
-    depth: int = 10  # hidden layers of `width` (depth + 1 Linear layers with the readout)
+class CellTraining:
+    """What every cell of one study shares: the network's width and activation, sigma_b^2, the data and
+    the training. CellConfig adds the cell's place in the grid; PhaseConfig adds the grid."""
     width: int = 128
     activation: str = "tanh"
     sigma_b2: float = 0.05
@@ -44,8 +43,20 @@ class CellConfig:
     momentum: float = 0.9
     batch: int = 128
     steps: int = 1000
-    seed: int = 0
     dtype: str = "float32"
+
+    def stream_seeds(self) -> dict:
+        """The data's and the batch order's seeds: the same for every cell of a study."""
+        return {"data_seed": self.data_seed, "data": data.source(self.data).seed(self.data_seed),
+                "batches": seeds.derive_seed(self.data_seed, "batches")}
+
+
+@dataclass(frozen=True)
+class CellConfig(CellTraining):
+    """One cell of the diagram; every field can be a grid axis (the sweep study `phase`)."""
+    sigma_w2: float = 1.75
+    depth: int = 10  # hidden layers of `width` (depth + 1 Linear layers with the readout)
+    seed: int = 0
 
     def validate(self):
         data.source(self.data)  # one line listing the choices
@@ -67,9 +78,6 @@ class CellConfig:
         """Per (seed, depth, init): the same unit draws for every sigma_w^2 of a depth."""
         return seeds.derive_seed(self.seed, f"phase/weights/depth={self.depth}/{init}")
 
-    def stream_seeds(self) -> dict:
-        return {"data_seed": self.data_seed, "data": data.source(self.data).seed(self.data_seed),
-                "batches": seeds.derive_seed(self.data_seed, "batches")}
 
 
 @dataclass
@@ -134,7 +142,7 @@ def build_model(config: CellConfig, init: str, input_dim: int, classes: int) -> 
     return nn.MLP(layers)
 
 
-def dataset(config: CellConfig) -> data.Dataset:
+def dataset(config: CellTraining) -> data.Dataset:
     """The set, each feature standardized with the training set's statistics (INPUT_SCALING)."""
     src = data.source(config.data)
     xtr, ytr, xte, yte = src.arrays(config.data_seed, src.shape)
@@ -147,7 +155,7 @@ def dataset(config: CellConfig) -> data.Dataset:
 _datasets = {}  # (data, data_seed, dtype) -> Dataset: a worker builds each set once, not once per cell
 
 
-def cached_dataset(config: CellConfig) -> data.Dataset:
+def cached_dataset(config: CellTraining) -> data.Dataset:
     key = (config.data, config.data_seed, config.dtype)
     if key not in _datasets:
         _datasets[key] = dataset(config)
@@ -184,7 +192,7 @@ def train_cell(config: CellConfig, init: str = "xavier", ds: data.Dataset | None
 PRESETS = {  # a preset sets these fields where they are left at their defaults
     "small": dict(sigma_w2s="1.0,1.75,4.0", depths="2,10,40", width=64, steps=300, lr=0.01),
 }
-CELL_FIELDS = ("width", "activation", "sigma_b2", "data", "data_seed", "lr", "momentum", "batch", "steps", "dtype")
+CELL_FIELDS = tuple(f.name for f in fields(CellTraining))
 
 
 def parse_grid(name: str, raw: str, kind) -> list:
@@ -210,23 +218,13 @@ def parse_grid(name: str, raw: str, kind) -> list:
 
 
 @dataclass(frozen=True)
-class PhaseConfig:
+class PhaseConfig(CellTraining):
     """The `phase` entry point: the grid (sigma_w2s x depths x seeds) and what every cell shares."""
     preset: str = ""  # "" (the study below) or a name in PRESETS
     sigma_w2s: str = "1.0:4.0:0.25"
     depths: str = "10,20,30,40,60,80,100"
     seeds: str = "0"
     init: str = "xavier"  # N(0, 1/n) unit draws, scaled to n Var(W) = sigma_w^2
-    width: int = 128
-    activation: str = "tanh"
-    sigma_b2: float = 0.05
-    data: str = "mnist1d"
-    data_seed: int = 42
-    lr: float = 1e-3
-    momentum: float = 0.9
-    batch: int = 128
-    steps: int = 1000
-    dtype: str = "float32"
 
     def __post_init__(self):
         defaults = {f: getattr(PhaseConfig, f) for f in ("sigma_w2s", "depths", "width", "steps", "lr")}

@@ -77,7 +77,7 @@ def data_differences(mf: dict, config: phase.PhaseConfig) -> list[str]:
     block = mf.get("data")
     if not isinstance(block, dict) or "sha256" not in block:
         return []
-    now = data.sha256(phase.dataset(config.cell(config.grid()["sigma_w2"][0], 1, 0)))
+    now = data.sha256(phase.dataset(config))
     return [] if now == block["sha256"] else [f"data: {config.data} rebuilt here differs from the recorded set "
                                               f"(sha256 {now[:12]} vs {block['sha256'][:12]})"]
 

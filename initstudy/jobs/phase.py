@@ -100,8 +100,7 @@ def parent_metrics(doc: dict) -> list:
 
 def seeds_of(config: PhaseConfig, cells: list) -> dict:
     """The seeds a re-run needs: the data's and batches', and each (depth, seed)'s weight seed."""
-    first = config.cell(config.grid()["sigma_w2"][0], 1, 0)
-    return {**first.stream_seeds(), **{f"weights/d{c['depth']}/s{c['seed']}": c["weight_seed"] for c in cells}}
+    return {**config.stream_seeds(), **{f"weights/d{c['depth']}/s{c['seed']}": c["weight_seed"] for c in cells}}
 
 
 def _fraction(x) -> str:
@@ -122,7 +121,7 @@ def description(doc: dict) -> str:
 def data_block(tracker, rid, config: PhaseConfig) -> dict:
     """The set as the cells trained on it (standardized), logged as the parent's MLflow dataset input; the
     manifest's data block: its identity, generator arguments, scaling and the arrays' sha256."""
-    ds = phase.dataset(config.cell(config.grid()["sigma_w2"][0], 1, 0))
+    ds = phase.dataset(config)
     digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
     shape = data.source(config.data).shape
     return {**data.identity(config.data, config.data_seed, shape, ds), "input_scaling": phase.INPUT_SCALING,
