@@ -29,8 +29,16 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from initstudy import ablate, data, fastmlp, parallel, provenance, walk  # noqa: E402
-from initstudy.ablate import AblateConfig  # noqa: E402
+from initstudy.studies.ablate import compute as ablate
+
+from initstudy.core import data, fastmlp
+
+from initstudy.run import parallel
+
+from initstudy.record import provenance
+
+from initstudy.studies.walk import compute as walk  # noqa: E402
+from initstudy.studies.ablate.compute import AblateConfig  # noqa: E402
 
 TARGETS = {  # what issue 5 asks
     "step_vs_gemm": 0.80,  # GEMM time / step time, float32, at least
@@ -294,12 +302,12 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-TRAIN_ONLY = ("import sys; from initstudy import provenance; from initstudy.ablate import AblateConfig, train; "
+TRAIN_ONLY = ("import sys; from initstudy.record import provenance; from initstudy.studies.ablate.compute import AblateConfig, train; "
               "_b = provenance.pin_blas_threads(); provenance.warm_up_blas(); train(AblateConfig(steps=int(sys.argv[1])), 'kaiming')")
 
 
 def bench_tracking(quick, tmp: Path):
-    from initstudy.jobs import ablate as job
+    from initstudy.studies.ablate import job
 
     steps, reps = 1000, (1 if quick else 5)  # the lab's run: the overlap with MLflow's start needs its length
     config = AblateConfig(steps=steps)
@@ -344,8 +352,8 @@ def bench_tracking(quick, tmp: Path):
     store_s.clear()
     walls = interleaved({"compute": compute, "full": full, "cli": cli, "bare": bare}, reps)
     # where the recording goes: the metrics batch alone into a fresh run
-    from initstudy import tracking
-    from initstudy.jobs.ablate import _ablate_metrics
+    from initstudy.record import tracking
+    from initstudy.studies.ablate.job import _ablate_metrics
 
     r = ablate.train(config, "kaiming")
     metrics = _ablate_metrics(r)
@@ -356,7 +364,7 @@ def bench_tracking(quick, tmp: Path):
     tr.log(rid, metrics=metrics)
     t_metrics = time.perf_counter() - t
     # the rest of the recording: what a run must do after its last step (plots), and MLflow's start
-    from initstudy import plots
+    from initstudy.record import plots
 
     t = time.perf_counter()
     plots.training_diagnostics(r, tmp / "d.png", title="diagnostics")
@@ -365,7 +373,7 @@ def bench_tracking(quick, tmp: Path):
     plots.loss_curves([r], tmp / "l.png", title="loss")
     t_curves = time.perf_counter() - t
     imports = {}
-    for mod in ("mlflow", "initstudy.cli"):
+    for mod in ("mlflow", "initstudy.run.cli"):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", f"import {mod}"], check=True)
         imports[mod] = time.perf_counter() - t
@@ -394,8 +402,8 @@ def bench_tracking(quick, tmp: Path):
          f"({1e3 * t_metrics / len(metrics):.2f} ms per metric; streamed while the worker trains)", ""),
         ("of which: diagnostics.png + loss_curves.png (need the finished run: after the last step)",
          f"{t_diag:.2f} s + {t_curves:.2f} s", ""),
-        ("a new process's `import mlflow` / `import initstudy.cli` (overlapped with training in the job)",
-         f"{imports['mlflow']:.2f} s / {imports['initstudy.cli']:.2f} s", ""),
+        ("a new process's `import mlflow` / `import initstudy.run.cli` (overlapped with training in the job)",
+         f"{imports['mlflow']:.2f} s / {imports['initstudy.run.cli']:.2f} s", ""),
     ]
     return rows, config
 

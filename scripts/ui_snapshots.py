@@ -27,8 +27,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from initstudy.chromium import Chromium, available  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))  # the DevTools client is test tooling (tests/chromium.py)
+from chromium import Chromium, available  # noqa: E402
 
 SIZE = (1400, 900)
 SWEEP = {"inits": "uniform,xavier,kaiming", "depths": "6,12", "seeds": "0", "steps": "300"}

@@ -49,7 +49,7 @@ def store(tmp_path):
 def one_blas_thread():
     """What the entry points do before computing: BLAS pinned to one thread, warmed up in float64.
     A module that compares bits with a run uses it: `pytestmark = pytest.mark.usefixtures(...)`."""
-    from initstudy import provenance
+    from initstudy.record import provenance
 
     with provenance.pin_blas_threads():
         provenance.warm_up_blas()

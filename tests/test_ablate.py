@@ -4,9 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from initstudy import ablate, data
-from initstudy.ablate import AblateConfig, train
-from initstudy.config import ConfigError, parse
+from initstudy.studies.ablate import compute as ablate
+
+from initstudy.core import data
+from initstudy.studies.ablate.compute import AblateConfig, train
+from initstudy.core.config import ConfigError, parse
 
 SEEDS = (0, 1, 2, 42)  # the README's "seeds 0, 1, 2 and 42"
 

@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initstudy import grid, nn, scaling, theory
-from initstudy.config import ConfigError
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.run import grid
+
+from initstudy.core import nn, theory
+
+from initstudy.studies.scaling import compute as scaling
+from initstudy.core.config import ConfigError
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # as the walk job runs (and ~40x faster on a busy machine)
 

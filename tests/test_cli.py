@@ -33,14 +33,14 @@ def test_walk_refusals(args, words, store):
 def test_refusal_imports_neither_mlflow_nor_the_other_commands(argv):
     """Bad input is refused before MLflow (seconds) is imported, and a command loads only its own
     module; ablate's parse loads no matplotlib either (0.4 s: its workers start before it)."""
-    code = ("import json, sys\nfrom initstudy import cli\n"
+    code = ("import json, sys\nfrom initstudy.run import cli\n"
             f"code = cli.main({argv!r})\n"
             "print(json.dumps([code, [m for m in ('mlflow', 'matplotlib') if m in sys.modules],"
-            " sorted(m for m in sys.modules if m.startswith('initstudy.jobs.'))]))\n")
+            " sorted(m for m in sys.modules if m.endswith('.job') or m == 'initstudy.run.sweep')]))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     code, heavy, jobs = json.loads(proc.stdout)
     assert code == 2 and "error" in proc.stderr, proc.stderr
     assert "mlflow" not in heavy
-    assert set(jobs) <= {f"initstudy.jobs.{argv[0]}", "initstudy.jobs.ablate" if argv[0] == "sweep" else ""}, jobs
+    assert set(jobs) <= {"initstudy.run.sweep" if argv[0] == "sweep" else f"initstudy.studies.{argv[0]}.job", "initstudy.studies.ablate.job" if argv[0] == "sweep" else ""}, jobs
     if argv[0] == "ablate":
         assert heavy == []

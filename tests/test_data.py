@@ -1,4 +1,4 @@
-"""The datasets by name (initstudy/data.py): each is its source's arrays exactly (mnist1d against the
+"""The datasets by name (initstudy/core/data.py): each is its source's arrays exactly (mnist1d against the
 package's own make_dataset, digits against scikit-learn's load_digits), the synthetic set as ever,
 shapes and refusals; an ablate run on a real set is recorded and reproduces bit for bit."""
 import json
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import initstudy
-from initstudy import ablate, data, reproduce
-from initstudy.ablate import AblateConfig
-from initstudy.config import ConfigError, parse
+from initstudy.studies.ablate import compute as ablate
+from initstudy.core import data
+from initstudy.publish import reproduce
+from initstudy.studies.ablate.compute import AblateConfig
+from initstudy.core.config import ConfigError, parse
 
 
 @pytest.fixture(scope="module")

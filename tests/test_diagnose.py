@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import assert_refused, initstudy, mlflow_run
-from initstudy import data, diagnose, keys, nn, provenance
-from initstudy.config import ConfigError, parse
+from initstudy.core import data, nn
+from initstudy.studies.diagnose import compute as diagnose
+from initstudy.record import keys, provenance
+from initstudy.core.config import ConfigError, parse
 
 LN27 = -math.log(1 / 27)
 

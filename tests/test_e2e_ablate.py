@@ -4,8 +4,9 @@ import json
 import numpy as np
 
 from conftest import mlflow_run
-from initstudy import diagnostics, inits, keys, provenance
-from initstudy.ablate import AblateConfig, train
+from initstudy.core import diagnostics, inits
+from initstudy.record import keys, provenance
+from initstudy.studies.ablate.compute import AblateConfig, train
 
 STEPS = 60
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import mlflow_run
-from initstudy import inits, keys
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.core import inits
+from initstudy.record import keys
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_metrics_params_and_artifacts_read_back(walk_all):
         assert walk_all.artifact_names(r.info.run_id) == ["jacobian.png", "manifest.json", "results.json",
                                                           "variance.png"]
         # beside the lab's series: signal propagation, with the keys jobs/walk.py builds
-        from initstudy.jobs.walk import PHASE_TAG
+        from initstudy.studies.walk.job import PHASE_TAG
 
         for key, series in expected.signal.series().items():
             hist = sorted(client.get_metric_history(r.info.run_id, keys.series(key)), key=lambda m: m.step)

@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import REPO, Store, assert_refused, initstudy, mlflow_run
-from initstudy import export, inits, manifest
-from initstudy.ablate import AblateConfig
-from initstudy.walk import WalkConfig
+from initstudy.publish import export
+from initstudy.core import inits
+from initstudy.record import manifest
+from initstudy.studies.ablate.compute import AblateConfig
+from initstudy.studies.walk.compute import WalkConfig
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
 FILES = {"10-variance-walk": {"walk.py", "results.json", "variance.png", "manifest.json", "README.md"},
@@ -158,8 +160,8 @@ def small_store(tmp_path_factory):
 def small(small_store, tmp_path, monkeypatch):
     """Record tiny walk / ablate single runs into one shared store (tests name their runs by id);
     cwd is an empty working tree."""
-    from initstudy.jobs import ablate as ablate_job
-    from initstudy.jobs import walk as walk_job
+    from initstudy.studies.ablate import job as ablate_job
+    from initstudy.studies.walk import job as walk_job
 
     store = small_store
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", store.experiment_id)
@@ -234,7 +236,7 @@ def test_singles_with_biases_export_and_reproduce(small, capsys):
     mf = manifest.read(folder / "manifest.json")
     assert {f"biases/{i}" for i in inits.LAB_INITS} <= set(mf["seeds"]) and mf["config"]["sigma_b2"] == 0.1
     capsys.readouterr()
-    from initstudy import reproduce
+    from initstudy.publish import reproduce
 
     assert reproduce.cli([str(folder / "manifest.json")]) == 0
     assert capsys.readouterr().out.startswith("reproduced bit for bit: 30 series")  # 10 per init, the mean included

@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from initstudy import ablate, data, diagnostics, fastmlp, keys, nn, parallel
-from initstudy.ablate import AblateConfig
+from initstudy.studies.ablate import compute as ablate
+
+from initstudy.core import data, diagnostics, fastmlp, nn
+
+from initstudy.record import keys
+
+from initstudy.run import parallel
+from initstudy.studies.ablate.compute import AblateConfig
 
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -129,7 +135,7 @@ def test_parallel_inits_are_bit_identical_to_sequential(start):
 def test_workers_are_forked_on_linux_only_while_the_process_has_no_thread():
     """A forked worker is ready in ~13 ms against ~150 spawned; a fork beside another thread could
     copy a lock that thread held, so then (and off Linux) the workers are spawned."""
-    code = ("import threading, time; from initstudy import parallel; a = parallel.training_context().get_start_method(); "
+    code = ("import threading, time; from initstudy.run import parallel; a = parallel.training_context().get_start_method(); "
             "threading.Thread(target=time.sleep, args=(1,), daemon=True).start(); "
             "print(a, parallel.training_context().get_start_method())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -147,7 +153,7 @@ def test_a_failing_worker_raises_in_the_parent():
 def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherwise():
     """start_figures() starts the figure worker while an init still trains; until it has loaded
     matplotlib, and when every init has trained before the job got there, the parent draws."""
-    from initstudy.jobs.ablate import diagnostics_png
+    from initstudy.studies.ablate.job import diagnostics_png
 
     config = AblateConfig(steps=50, depth=4, width=32, input_dim=16)
     ds = ablate.dataset(config)
@@ -179,7 +185,7 @@ def test_streamed_recording_logs_every_point_once(store, monkeypatch):
     """init=all trains in workers and logs loss and diagnostics while they train: read back from a real
     store, every run holds exactly the points of a full, sequential recording (_ablate_metrics), and
     the figures the workers drew."""
-    from initstudy.jobs import ablate as job
+    from initstudy.studies.ablate import job
 
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", store.experiment_id)
     config = AblateConfig(steps=30, depth=4, width=32, input_dim=16, diag_every=5)

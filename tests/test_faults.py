@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 from conftest import REPO, mlflow_run_cmd
-from initstudy import ablate, keys, provenance
+from initstudy.studies.ablate import compute as ablate
+from initstudy.record import keys, provenance
 
 KILL_CONFIG = dict(init="kaiming", depth=4, width=64, input_dim=64, steps=200000, eval_every=1000, diag_every=1000)
 
@@ -107,7 +108,7 @@ def test_one_dataset_logged_by_many_runs_at_once(store):
     """MLflow's log_inputs looks a dataset up, then inserts it, so runs logging the same dataset at the
     same moment race for its unique key (CI: 1 of 4 concurrent `mlflow run`s failed on it). Every run
     gets the dataset, and all share the one row."""
-    from initstudy import tracking
+    from initstudy.record import tracking
 
     tracker, x = tracking.Tracker(store.uri), np.arange(12.0).reshape(4, 3)
     n = 8

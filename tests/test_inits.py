@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from initstudy import inits
-from initstudy.config import ConfigError
-from initstudy.jobs import init_names
+from initstudy.core import inits
+from initstudy.core.config import ConfigError
+from initstudy.run.runs import init_names
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # the QRs on one thread: CI's 2 cores are shared
 
@@ -136,7 +136,7 @@ def test_lab_draws_unchanged():
 
 
 def test_sweep_grid_takes_any_scheme_and_checks_what_it_needs():
-    from initstudy import grid
+    from initstudy.run import grid
 
     g = grid.build("walk", grid="init=orthogonal,lsuv,xavier_avg;depth=3;seed=0", fixed="width=8")
     assert [p.init for p in g.points] == ["orthogonal", "lsuv", "xavier_avg"]
@@ -149,8 +149,9 @@ def test_sweep_grid_takes_any_scheme_and_checks_what_it_needs():
 @pytest.mark.parametrize("name", [n for n in inits.INITS if n not in inits.LAB_INITS])
 def test_every_entry_point_takes_each_new_scheme(name):
     """walk (theory's sigma_w^2 from the registry), ablate's model (both cores), diagnose's model: tiny sizes."""
-    from initstudy import ablate, diagnose
-    from initstudy.walk import WalkConfig, run_walk
+    from initstudy.studies.ablate import compute as ablate
+    from initstudy.studies.diagnose import compute as diagnose
+    from initstudy.studies.walk.compute import WalkConfig, run_walk
 
     r = run_walk(WalkConfig(depth=3, width=16, batch=8, activation="tanh"), name)
     assert r.signal.sigma_w2 == pytest.approx(16 * TORCH_DOC[name](16, 16), rel=1e-12) and np.isfinite(r.var).all()

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initstudy import inits, scaling, seeds
-from initstudy.walk import WalkConfig, input_batch, run_walk
+from initstudy.core import inits, seeds
+
+from initstudy.studies.scaling import compute as scaling
+from initstudy.studies.walk.compute import WalkConfig, input_batch, run_walk
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 SEEDS = (42, 1, 2)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import initstudy, mlflow_run
-from initstudy import ablate, inits, lsuv, nn, provenance
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.studies.ablate import compute as ablate
+from initstudy.core import inits, lsuv, nn
+from initstudy.record import provenance
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # QR and matmuls on one thread: CI's 2 cores are shared
 
@@ -172,8 +174,9 @@ def test_mlflow_run_records_lsuv_and_reproduces_bit_for_bit(store, tmp_path):
 def test_walk_failure_is_tagged_and_one_line(capsys):
     """An input that overflows float16 (input_variance 1e10): layer 1's variance is not finite. The walk
     finishes, the child's record carries the tag and params, and the command's one line names the layer."""
-    from initstudy import jobs, provenance
-    from initstudy.jobs import walk as job
+    from initstudy.run import runs as jobs
+    from initstudy.record import provenance
+    from initstudy.studies.walk import job
 
     with np.errstate(all="ignore"):
         r = run_walk(WalkConfig(depth=4, width=16, batch=8, dtype="float16", input_variance=1e10), "lsuv")
@@ -189,7 +192,8 @@ def test_walk_failure_is_tagged_and_one_line(capsys):
 
 def test_walk_lsuv_reproduces_from_its_results_document():
     """The walk's results.json carries the scales; the re-run gives the same document, byte for byte."""
-    from initstudy import reproduce, results
+    from initstudy.publish import reproduce
+    from initstudy.record import results
 
     config = WalkConfig(depth=5, width=32, activation="tanh", sigma_b2=0.1)
     doc = results.walk_json(vars(config), [run_walk(config, "lsuv")])

@@ -6,8 +6,8 @@ logistic regression) lands on the paper's 32 %. The per-seed numbers docs/datase
 pinned here (within 0.01: another BLAS kernel rounds differently)."""
 import pytest
 
-from initstudy import ablate
-from initstudy.ablate import AblateConfig
+from initstudy.studies.ablate import compute as ablate
+from initstudy.studies.ablate.compute import AblateConfig
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

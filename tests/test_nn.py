@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from initstudy import nn
+from initstudy.core import nn
 
 EPS = 1e-6
 
@@ -152,7 +152,7 @@ def test_mlp_end_to_end_gradient():
 def test_relu_mlp_without_norm_float64_gradient():
     """The fast core's own configuration (ReLU, no norm, float64): the nn.py reference and the fast
     core's kept grads, both against central differences of the loss."""
-    from initstudy import fastmlp
+    from initstudy.core import fastmlp
 
     rng = np.random.default_rng(3)
     model = nn.MLP.build(rng, depth=4, width=7, input_dim=5, classes=3, activation="relu", init="kaiming")
@@ -183,7 +183,7 @@ def test_layer_stats_by_hand_on_a_tiny_model():
     z1 = [[3, 1, -1], [2, -4, -3]], h1 = [[3, 1, 0], [2, 0, 0]] (unit 3 dead: sat 1/3), logits
     [[3, 1], [2, 0]]; dh1 = D W2^T = [[1, -1, 0], [0, 2, 2]], dW1 = [[1, -1, 0], [2, -2, 0]],
     dW2 = [[3, 1], [1, -1], [0, 0]]."""
-    from initstudy import diagnostics
+    from initstudy.core import diagnostics
 
     x = np.array([[1.0, 2.0], [3.0, -1.0]])
     w1 = np.array([[1.0, -1.0, -1.0], [1.0, 1.0, 0.0]])

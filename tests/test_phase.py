@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO, assert_refused, mlflow_run, mlflow_run_cmd
-from initstudy import cli, phase, theory
-from initstudy import trainability as T
-from initstudy.config import ConfigError, parse
+from initstudy.run import cli
+from initstudy.studies.phase import compute as phase
+from initstudy.core import theory
+from initstudy.studies.phase import verdict as T
+from initstudy.core.config import ConfigError, parse
 
 COMMITTED = REPO / "projects" / "20-trainability"
 
@@ -195,7 +197,7 @@ def test_the_committed_study_reproduces_two_cells_bit_for_bit():
 def test_the_committed_readme_and_verdict_are_what_the_cells_give():
     """Every number of projects/20-trainability/README.md is readme.trainability of the committed phase.json and
     manifest.json, and the verdict in them is recomputed here from the cells alone (agreement 0.912, ...)."""
-    from initstudy import readme
+    from initstudy.publish import readme
 
     doc, mf = (json.loads((COMMITTED / f).read_text()) for f in ("phase.json", "manifest.json"))
     assert readme.trainability(doc, mf) == (COMMITTED / "README.md").read_text()
@@ -218,7 +220,7 @@ def test_the_committed_readme_and_verdict_are_what_the_cells_give():
 
 
 def test_reproduce_cell_choice():
-    from initstudy import phase_reproduce
+    from initstudy.studies.phase import reproduce as phase_reproduce
 
     cells = [dict(c, label=f"c{i}") for i, c in enumerate(GRID)]
     assert phase_reproduce.choose(cells, "all") == cells

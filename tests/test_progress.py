@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, initstudy
-from initstudy import ablate, keys, provenance
+from initstudy.studies.ablate import compute as ablate
+from initstudy.record import keys, provenance
 
 
 def on_a_terminal(args, env, timeout=300) -> tuple[int, str]:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from conftest import REPO
-from initstudy import readme
+from initstudy.publish import readme
 
 N, B, D = 256, 64, 20
 LN2 = math.log(2)

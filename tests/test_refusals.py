@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Store, assert_refused, free_port, mlflow_run_cmd
-from initstudy import inits
+from initstudy.core import inits
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
 INITSTUDY = [sys.executable, "-m", "initstudy"]

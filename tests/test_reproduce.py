@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, assert_refused, initstudy
-from initstudy import provenance, reproduce
+from initstudy.record import provenance
+from initstudy.publish import reproduce
 
 WALK = REPO / "projects" / "10-variance-walk"
 ABLATE = REPO / "projects" / "10-init-matters"
@@ -73,7 +74,8 @@ def test_a_run_recorded_under_another_blas_kernel_reproduces_bit_for_bit(tmp_pat
 RECORD_UNDER_KERNEL = """
 import json, sys
 from pathlib import Path
-from initstudy import provenance, reproduce, results
+from initstudy.record import provenance, results
+from initstudy.publish import reproduce
 path = Path(sys.argv[1])
 mf, config, _ = reproduce.load(path)
 doc, summary = reproduce.rerun(config, mf["config"]["inits"])
@@ -151,7 +153,8 @@ def test_missing_results_file_and_bad_tolerance(walk_copy):
 UNDER_SKYLAKEX = """
 import json, sys
 import numpy as np
-from initstudy import provenance, reproduce
+from initstudy.record import provenance
+from initstudy.publish import reproduce
 kernel = provenance.blas()["architecture"]
 _, config, recorded = reproduce.load(sys.argv[1])
 now, _ = reproduce.rerun(config, list(recorded["inits"]))

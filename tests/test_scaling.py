@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from initstudy import export, readme, reproduce, results, scaling, seeds
-from initstudy.config import ConfigError, parse
-from initstudy.scaling import ScalingConfig
+from initstudy.publish import export, readme, reproduce
+from initstudy.record import results
+from initstudy.studies.scaling import compute as scaling
+from initstudy.core import seeds
+from initstudy.core.config import ConfigError, parse
+from initstudy.studies.scaling.compute import ScalingConfig
 
 SMALL = dict(max_width=1024, draws=4000, depth=8, depth_width=64, depth_batch=32, fw_min_width=32, fw_max_width=64,
              fw_depth=12, seeds=6)
@@ -82,7 +85,7 @@ def test_run_export_reproduce_round_trip(store, tmp_path, monkeypatch, capsys):
     """A small study recorded on a real store: its metrics are the results' numbers at step log2 n;
     the exported folder holds the run's results.json and scaling.png byte for byte and reproduces
     bit for bit; a changed number is found and named."""
-    from initstudy.jobs import scaling as job
+    from initstudy.studies.scaling import job
 
     config = ScalingConfig(max_width=64, draws=500, depth=4, depth_width=16, depth_batch=8, fw_min_width=16,
                            fw_max_width=32, fw_depth=6, seeds=3)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, Store, free_port, initstudy, mlflow_run
-from initstudy import keys
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.record import keys
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, Store, initstudy, mlflow_run
-from initstudy import ablate, keys, provenance
+from initstudy.studies.ablate import compute as ablate
+from initstudy.record import keys, provenance
 
 GRID = dict(inits="uniform,kaiming", depths="3,8", seeds="0,1", workers=2, steps=60)
 

@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from conftest import REPO, Store, assert_refused, free_port, initstudy, mlflow_run, mlflow_run_cmd
-from initstudy import ablate, keys, provenance
+from initstudy.studies.ablate import compute as ablate
+from initstudy.record import keys, provenance
 from test_faults import session_processes
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initstudy import nn, theory
+from initstudy.core import nn, theory
 
 
 @pytest.mark.parametrize("q", [0.01, 1.0, 7.5])

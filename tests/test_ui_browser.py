@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from initstudy import chromium
+import chromium  # tests/chromium.py: the DevTools client
 
 sys.path.insert(0, str(REPO / "scripts"))
 import ui_snapshots as ui_lib  # noqa: E402  (one copy of the server and DOM helpers, shared with the script)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, mlflow_run_cmd
-from initstudy import inits, keys, labs, tracking
+from initstudy.core import inits
+from initstudy.record import keys, labs, tracking
 from test_server import Server
 
 SUMMARY = {  # a lab's summary keys: the same on every run, un-prefixed; a run holds those that apply

@@ -5,8 +5,10 @@ import zlib
 import numpy as np
 import pytest
 
-from initstudy import inits, provenance, results
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.core import inits
+
+from initstudy.record import provenance, results
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 
 def stream_seed(base, name):

@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from initstudy import inits, nn, seeds, theory, walk
-from initstudy.walk import WalkConfig, run_walk
+from initstudy.core import inits, nn, seeds, theory
+
+from initstudy.studies.walk import compute as walk
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 WIDE = 1024
 # tanh at the edge of chaos for sigma_b^2 = 0.05 (sigma_w^2 = 1.76), and deep in the chaotic phase
@@ -153,7 +155,7 @@ def test_lab_series_unchanged_by_the_new_streams():
 
 
 def test_signal_block_round_trips_through_results_json():
-    from initstudy import results
+    from initstudy.record import results
 
     config = WalkConfig(depth=3, width=16, activation="tanh", sigma_b2=0.05)
     rs = [run_walk(config, i) for i in inits.LAB_INITS]

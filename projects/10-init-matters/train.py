@@ -7,7 +7,7 @@ losses.json bit for bit (exit 0 if identical). Made by `python scripts/export_ru
 import sys
 from pathlib import Path
 
-from initstudy import reproduce
+from initstudy.publish import reproduce
 
 if __name__ == "__main__":
     sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="train.py"))

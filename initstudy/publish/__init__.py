@@ -1,0 +1,1 @@
+"""From finished runs to committed lab folders and back: export, reproduce, READMEs."""

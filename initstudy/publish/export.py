@@ -1,0 +1,518 @@
+"""Export: finished MLflow runs -> the committed lab folders (projects/10-variance-walk, 10-init-matters).
+
+A lab folder is rebuilt from one complete set of runs (a parent with a child per init, or one
+single run per init with the same config): the results document and manifest read back from the
+runs' artifacts, the plot re-drawn from that document, the README written from its numbers, and a
+short script that re-runs the manifest and compares. The same runs always give the same bytes.
+
+Everything is checked before anything is written; a folder is written beside its target and
+renamed into place, so an interrupted export leaves the old folder (or none), never half of one.
+"""
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from initstudy.core import inits
+
+from initstudy.record import manifest, results, tracking
+
+from initstudy.publish import readme
+
+from initstudy.studies.scaling import compute as scaling
+from initstudy.studies.ablate.compute import EXPERIMENT as ABLATE
+from initstudy.core.config import ConfigError
+from initstudy.studies.phase.compute import EXPERIMENT as TRAINABILITY
+from initstudy.studies.scaling.compute import EXPERIMENT as SCALING
+from initstudy.studies.walk.compute import EXPERIMENT as WALK
+
+HELP = "write the lab folders (projects/<experiment>/) from finished MLflow runs"
+
+
+@dataclass(frozen=True)
+class Lab:
+    experiment: str
+    results: str  # the results document's file name
+    plot: str
+    script: str
+    script_doc: str
+
+
+LABS = {
+    WALK: Lab(WALK, "results.json", "variance.png", "walk.py", "lab 00, the variance walk"),
+    ABLATE: Lab(ABLATE, "losses.json", "loss_curves.png", "train.py", "lab 01, the init ablation"),
+    SCALING: Lab(SCALING, "results.json", "scaling.png", "why_sqrt_n.py", "lab 02, why 1/sqrt(n)"),
+    TRAINABILITY: Lab(TRAINABILITY, "phase.json", "phase.png", "trainability.py", "the trainability phase diagram"),
+}
+SINGLE_RUN_LABS = (SCALING,)  # one run is the whole study (no init schemes): the folder is that run's
+PARENT_LABS = (TRAINABILITY,)  # one parent run is the whole study (its children are cells): the folder is the parent's
+
+SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
+{results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
+
+    python {script}                   # this machine: bit for bit
+    python {script} --tolerance 1e-6  # another machine: relative tolerance, lists what differs
+"""
+import sys
+from pathlib import Path
+
+from initstudy.publish import reproduce
+
+if __name__ == "__main__":
+    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
+'''
+
+
+def add_arguments(parser):
+    parser.add_argument("--run-id", "--run_id", dest="run_ids", action="append", default=[], metavar="ID",
+                        help="a parent run, or one run per init (repeat); default: the newest complete set per lab")
+    parser.add_argument("--out", default="projects",
+                        help="folder that receives <experiment>/ (default projects; a relative path must stay "
+                             "inside ./projects)")
+    parser.add_argument("--force", action="store_true", help="replace an existing folder (atomically)")
+    parser.add_argument("--allow-unfinished", "--allow_unfinished", dest="allow_unfinished", action="store_true",
+                        help="accept runs that are not FINISHED")
+    parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
+
+
+def main(args):
+    uri = tracking.resolve_uri(args.tracking_uri)
+    missing = tracking.missing_local_store(uri)
+    if missing is not None:
+        raise ConfigError(f"tracking store {tracking.redact_uri(uri)} does not exist (no {missing}); "
+                          "give --tracking-uri or set MLFLOW_TRACKING_URI")
+    root = out_root(args.out)
+    tracker = tracking.Tracker(uri)
+    sets = find_sets(tracker, args.run_ids) if args.run_ids else newest_sets(tracker, args.allow_unfinished)
+    for s in sets:
+        check_set(s, args.allow_unfinished)
+    targets = {s.experiment: root / s.experiment for s in sets}
+    for t in targets.values():
+        if t.exists() and not args.force:
+            raise ConfigError(f"{t} exists; pass --force to replace it")
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {s.experiment: build_folder(tracker, s, Path(tmp)) for s in sets}
+    for experiment, files in folders.items():
+        write_atomic(targets[experiment], files)
+        print(f"export_run: wrote {targets[experiment]} from run(s) {', '.join(sets_ids(sets, experiment))}")
+
+
+# --- where the folders go
+
+def out_root(out: str) -> Path:
+    """An absolute --out is taken as given; a relative one must resolve inside ./projects."""
+    path = Path(out)
+    if path.is_absolute():
+        return path
+    projects = (Path.cwd() / "projects").resolve()
+    resolved = (Path.cwd() / path).resolve()
+    if resolved != projects and projects not in resolved.parents:
+        raise ConfigError(f"--out {out} resolves to {resolved}, outside {projects}; "
+                          "give a path inside projects/ or an absolute path")
+    return resolved
+
+
+def write_atomic(target: Path, files: dict):
+    """Write files into a fresh folder beside target, then rename it into place (replacing target)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        os.chmod(tmp, 0o755)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rename(target, old / target.name)
+            os.rename(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- which runs
+
+@dataclass
+class RunSet:
+    experiment: str
+    parent: object  # the parent run, or None for a set of single runs
+    runs: dict  # init -> run
+
+
+def sets_ids(sets, experiment):
+    s = next(s for s in sets if s.experiment == experiment)
+    return [s.parent.info.run_id] if s.parent else [r.info.run_id for r in s.runs.values()]
+
+
+def _tag(run, key):
+    return run.data.tags.get(key)
+
+
+def _children(tracker, parent) -> list:
+    return tracker.search(f"tags.`{tracking.PARENT_TAG}` = '{parent.info.run_id}'")
+
+
+def _complete(runs: dict) -> bool:
+    return all(i in runs for i in inits.LAB_INITS)
+
+
+def complete_sets(tracker, experiment: str, allow_unfinished: bool) -> list:
+    """Every complete set of a lab, newest first: a parent whose children cover every init, or
+    single runs (the newest per init) with identical params apart from init and weight seed."""
+    runs = tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
+    ok = [r for r in runs if allow_unfinished or r.info.status == "FINISHED"]
+    candidates = []  # (start time of its newest run, set)
+    by_parent = {}
+    for r in ok:
+        if _tag(r, tracking.PARENT_TAG):
+            by_parent.setdefault(_tag(r, tracking.PARENT_TAG), {}).setdefault(_tag(r, tracking.INIT_TAG), r)
+    for r in ok:
+        if _tag(r, tracking.ROLE_TAG) == "parent" and _complete(by_parent.get(r.info.run_id, {})):
+            candidates.append((r.info.start_time, RunSet(experiment, r, by_parent[r.info.run_id])))
+    singles = {}
+    for r in ok:  # newest first, so setdefault keeps the newest per init
+        if _tag(r, tracking.ROLE_TAG) == "single":
+            singles.setdefault(_config_key(r), {}).setdefault(_tag(r, tracking.INIT_TAG), r)
+    for group in singles.values():
+        if _complete(group):
+            candidates.append((max(r.info.start_time for r in group.values()),
+                               RunSet(experiment, None, {i: group[i] for i in inits.LAB_INITS})))
+    return [c[1] for c in sorted(candidates, key=lambda c: c[0], reverse=True)]
+
+
+PER_INIT_PARAMS = ("init", "weight_seed", "sigma_w2", "weight_variance", "bias_seed")
+PER_INIT_SEEDS = ("weights/", "biases/")  # manifest seeds that differ between the inits of one set
+
+
+def _config_key(run) -> tuple:
+    """The run's config params (provenance params have dotted names; init and weights excluded)."""
+    return tuple(sorted((k, v) for k, v in run.data.params.items() if "." not in k
+                        and k not in PER_INIT_PARAMS))
+
+
+def _params(s: RunSet) -> dict:
+    return (s.parent or next(iter(s.runs.values()))).data.params
+
+
+def newest_sets(tracker, allow_unfinished: bool) -> list:
+    """Per lab, the newest complete set (for the walk, the newest linear one if any: the lab's setup)."""
+    out = []
+    for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+            runs = [r for r in tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
+                    if (allow_unfinished or r.info.status == "FINISHED")
+                    and (experiment in SINGLE_RUN_LABS or _tag(r, tracking.ROLE_TAG) == "parent")]
+            out += [RunSet(experiment, None, {experiment: runs[0]})] if runs else []
+            continue
+        sets = complete_sets(tracker, experiment, allow_unfinished)
+        if experiment == WALK:
+            sets = [s for s in sets if _params(s).get("activation") == "linear"] or sets
+        if sets:
+            out.append(sets[0])
+    if not out:
+        raise ConfigError(f"no complete {' or '.join(LABS)} set of {'' if allow_unfinished else 'FINISHED '}runs in "
+                          f"{tracking.redact_uri(tracker.uri)}; run `mlflow run . -e walk --env-manager local` first")
+    return out
+
+
+def relu_companion(tracker, s: RunSet):
+    """For a linear walk: the newest finished ReLU walk of the same shape and seed (lab 00's bonus), or None."""
+    p = _params(s)
+    if s.experiment != WALK or p.get("activation") != "linear":
+        return None
+    same = ("depth", "width", "batch", "input_variance", "dtype", "seed", "sigma_b2", "gain")
+    for other in complete_sets(tracker, WALK, False):
+        q = _params(other)
+        if q.get("activation") == "relu" and all(q.get(k) == p.get(k) for k in same):
+            return other
+    return None
+
+
+def find_sets(tracker, run_ids: list) -> list:
+    """The sets named by --run-id: a parent stands for its children; other runs count one per init."""
+    parents, members = {}, {}
+    for rid in dict.fromkeys(run_ids):
+        run = tracker.get_run(rid)
+        if run is None:
+            raise ConfigError(f"unknown run id {rid} in {tracking.redact_uri(tracker.uri)}")
+        experiment = _tag(run, tracking.EXPERIMENT_TAG)
+        if experiment not in LABS:
+            raise ConfigError(f"run {rid} is not a {' or '.join(LABS)} run (tag {tracking.EXPERIMENT_TAG} "
+                              f"is {experiment!r})")
+        if experiment in PARENT_LABS and _tag(run, tracking.ROLE_TAG) != "parent":
+            raise ConfigError(f"run {rid} is one cell of a {experiment} study; give its parent run "
+                              f"({_tag(run, tracking.PARENT_TAG)})")
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+            if experiment in members:
+                raise ConfigError(f"two {experiment} runs given: {members[experiment][0].info.run_id}, {rid}")
+            members[experiment] = [run]
+        elif _tag(run, tracking.ROLE_TAG) == "parent":
+            if experiment in parents:
+                raise ConfigError(f"two {experiment} parent runs given: {parents[experiment].info.run_id}, {rid}")
+            parents[experiment] = run
+        else:
+            members.setdefault(experiment, []).append(run)
+    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS + PARENT_LABS if e in members]
+    for experiment in LABS:
+        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+            continue
+        if experiment in parents and experiment in members:
+            raise ConfigError(f"{experiment}: give either a parent run or one run per init, not both")
+        parent = parents.get(experiment)
+        runs = _children(tracker, parent) if parent else members.get(experiment)
+        if not runs:
+            continue
+        by_init = {}
+        for r in runs:
+            init = _tag(r, tracking.INIT_TAG)
+            if init in by_init:
+                raise ConfigError(f"{experiment}: two runs for init {init}: {by_init[init].info.run_id}, "
+                                  f"{r.info.run_id}")
+            by_init[init] = r
+        missing = [i for i in inits.LAB_INITS if i not in by_init]
+        if missing:
+            raise ConfigError(f"{experiment}: the set has no run for init {', '.join(missing)} "
+                              f"(a lab folder needs {', '.join(inits.LAB_INITS)})")
+        sets.append(RunSet(experiment, parent, {i: by_init[i] for i in inits.LAB_INITS}))
+    return sets
+
+
+def check_set(s: RunSet, allow_unfinished: bool):
+    if allow_unfinished:
+        return
+    for label, run in ([("parent", s.parent)] if s.parent else []) + list(s.runs.items()):
+        if run.info.status != "FINISHED":
+            raise ConfigError(f"run {run.info.run_id} ({s.experiment} {label}) is {run.info.status}, not FINISHED; "
+                              "pass --allow-unfinished to export it anyway")
+
+
+# --- what goes in the folder
+
+def _artifact(tracker, run, name: str, tmp: Path) -> Path:
+    try:
+        return tracker.download(run.info.run_id, name, tmp / run.info.run_id)
+    except Exception as e:  # MLflow raises several kinds for a missing artifact
+        if tracking.describe_error(e) is None and not isinstance(e, OSError):
+            raise
+        raise ConfigError(f"run {run.info.run_id} has no readable artifact {name}") from None
+
+
+def _read_manifest(tracker, run, tmp) -> dict:
+    path = _artifact(tracker, run, "manifest.json", tmp)
+    try:
+        return manifest.read(path)
+    except manifest.ManifestError as e:
+        raise ConfigError(f"run {run.info.run_id}: {str(e).replace(str(path), 'manifest.json')}") from None
+
+
+def _read_doc(tracker, run, name, tmp) -> dict:
+    path = _artifact(tracker, run, name, tmp)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"run {run.info.run_id}: {name} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inits"), dict):
+        raise ConfigError(f"run {run.info.run_id}: {name} has no 'inits' block")
+    return doc
+
+
+def _same_config(experiment, manifests: dict):
+    """Runs of one set must agree on config (but init) and on every seed but the per-init ones (weights, biases)."""
+    def key(m):
+        return ({k: v for k, v in m["config"].items() if k != "inits"},
+                {k: v for k, v in m["seeds"].items() if not k.startswith(PER_INIT_SEEDS)})
+
+    (first_init, first), *rest = manifests.items()
+    for init, m in rest:
+        for part, a, b in zip(("config", "seeds"), key(first), key(m)):
+            diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if diff:
+                shown = ", ".join(f"{k} ({a.get(k)!r} in {first_init}, {b.get(k)!r} in {init})" for k in diff)
+                raise ConfigError(f"{experiment}: the runs differ in {part} other than init: {shown}")
+
+
+def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
+    """{file name: bytes} of the lab folder."""
+    lab = LABS[s.experiment]
+    if s.experiment in SINGLE_RUN_LABS:
+        return build_single_run_folder(tracker, s, lab, tmp)
+    if s.experiment in PARENT_LABS:
+        return build_phase_folder(tracker, s, lab, tmp)
+    manifests = {i: _read_manifest(tracker, r, tmp) for i, r in s.runs.items()}
+    _same_config(s.experiment, manifests)
+    if s.parent:
+        mf = _read_manifest(tracker, s.parent, tmp)
+        _same_config(s.experiment, {"parent": mf, **manifests})
+    else:
+        mf = merge_manifests(manifests, s)
+    mf = public_store(mf)
+    doc = read_doc(tracker, s, lab.results, tmp)
+    missing = [i for i in inits.LAB_INITS if i not in doc["inits"] or i not in mf["config"]["inits"]]
+    if missing:
+        raise ConfigError(f"{s.experiment}: the runs' {lab.results}/manifest.json hold no {', '.join(missing)}")
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        (plot_walk if s.experiment == WALK else plot_ablate)(doc, png)
+        image = png.read_bytes()
+    if s.experiment == WALK:
+        relu = relu_companion(tracker, s)
+        text = readme.walk(doc, mf, relu and read_doc(tracker, relu, lab.results, tmp),
+                           relu and sets_ids([relu], WALK))
+    else:
+        text = readme.ablate(doc, mf)
+    return {
+        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": text.encode(),
+    }
+
+
+def public_store(mf: dict) -> dict:
+    """The manifest as a reader sees it: a tracking server named as the user gave it (without
+    credentials), a local store (a path on the machine that ran it) left out; the run ids stay."""
+    m = dict(mf["mlflow"])
+    uri = m.pop("tracking_uri", None)
+    if uri and uri.startswith(("http://", "https://")):
+        m["tracking_uri"] = tracking.redact_uri(uri)
+    return {**mf, "mlflow": m}
+
+
+def _study_run(tracker, s: RunSet, lab: Lab, tmp: Path, needs: str | None = None) -> tuple:
+    """(run, manifest as a reader sees it, results document) of a study that is one run (or one parent)."""
+    (run,) = s.runs.values()
+    mf = public_store(_read_manifest(tracker, run, tmp))
+    path = _artifact(tracker, run, lab.results, tmp)
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment or (needs and not doc.get(needs)):
+        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not a {s.experiment} results document")
+    return run, mf, doc
+
+
+def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
+    from the results, the README from its numbers."""
+    from initstudy.record import plots
+
+    run, mf, doc = _study_run(tracker, s, lab, tmp)
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        plots.scaling(doc, png, title=scaling.title(doc["config"]))
+        image = png.read_bytes()
+    return {
+        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.scaling(doc, mf).encode(),
+    }
+
+
+PHASE_SCRIPT = '''"""Re-train the cells of the trainability study from the manifest.json beside this file and compare
+each cell's numbers in phase.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
+
+    python {script}                        # every cell: costs what the study cost
+    python {script} --cells 1.75:10,4:10   # chosen cells, SIGMA_W2:DEPTH[:SEED]
+    python {script} --tolerance 1e-6       # another machine: relative tolerance, lists what differs
+"""
+import sys
+from pathlib import Path
+
+from initstudy.publish import reproduce
+
+if __name__ == "__main__":
+    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
+'''
+
+
+def build_phase_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
+    """The trainability study (one parent, a child per cell): phase.json and the manifest as recorded
+    (the manifest without the local store), phase.png re-drawn from phase.json, the README from its numbers."""
+    from initstudy.record import plots
+    from initstudy.studies.phase.verdict import TRAINED_ACC
+
+    run, mf, doc = _study_run(tracker, s, lab, tmp, "cells")
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab.plot
+        plots.phase_diagram(doc, png, TRAINED_ACC)
+        image = png.read_bytes()
+    return {
+        lab.script: PHASE_SCRIPT.format(script=lab.script).encode(),
+        lab.results: results.dumps(doc).encode(),
+        lab.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.trainability(doc, mf).encode(),
+    }
+
+
+def read_doc(tracker, s: RunSet, name: str, tmp) -> dict:
+    """The set's results document: the parent's, or the single runs' merged in init order."""
+    if s.parent:
+        return _read_doc(tracker, s.parent, name, tmp)
+    docs = {i: _read_doc(tracker, r, name, tmp) for i, r in s.runs.items()}
+    out = {**docs[next(iter(docs))], "inits": {i: d["inits"][i] for i, d in docs.items() if i in d["inits"]}}
+    if "signal" in out:  # the walk's signal block: per init too
+        out["signal"] = {**out["signal"], "inits": {i: d["signal"]["inits"][i] for i, d in docs.items()
+                                                    if i in d.get("signal", {}).get("inits", {})}}
+    return out
+
+
+def merge_manifests(manifests: dict, s: RunSet) -> dict:
+    """One manifest for a set of single runs: the first init's provenance, every init's seeds and summary."""
+    first = manifests[next(iter(manifests))]
+    out = json.loads(json.dumps(first))
+    out["date"] = max(m["date"] for m in manifests.values())
+    out["config"]["inits"] = list(manifests)
+    out["seeds"] = {**{k: v for k, v in first["seeds"].items() if not k.startswith(PER_INIT_SEEDS)},
+                    **{k: v for i, m in manifests.items() for k, v in m["seeds"].items()
+                       if k in (f"weights/{i}", f"biases/{i}")}}
+    out["results_summary"] = {k: v for m in manifests.values() for k, v in m["results_summary"].items()}
+    out["mlflow"] = {**first["mlflow"], "parent_run_id": None,
+                     "run_ids": {i: r.info.run_id for i, r in s.runs.items()}}
+    return out
+
+
+# --- plots, re-drawn from the documents read back
+
+def plot_walk(doc: dict, path):
+    from initstudy.record import plots
+
+    c = doc["config"]
+    series = results.walk_series(doc)
+    rs = []
+    for init in doc["inits"]:
+        s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
+        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES if k in s}) if "corr" in s else None
+        rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
+                                  saturated=s["saturated"].astype(bool), signal=signal))
+    title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"
+    plots.variance_walk(rs, path, title=title)
+
+
+def plot_ablate(doc: dict, path):
+    from initstudy.record import plots
+
+    c = doc["config"]
+    rs = [SimpleNamespace(init=init, losses=results.from_json(b["loss"]), outcome=b["outcome"],
+                          steps_to_nan=b["steps_to_nan"], flatline_step=b["flatline_step"],
+                          expected_initial_loss=b["summary"]["expected_initial_loss"])
+          for init, b in doc["inits"].items()]
+    title = (f"Init ablation: {c['depth']}-layer {c['activation']} MLP, width {c['width']}, "
+             f"lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}, {c['dtype']}")
+    plots.loss_curves(rs, path, title=title)
+
+
+def run_cli(argv=None, prog="export_run") -> int:
+    """scripts/export_run.py: one line on bad input (exit 2), like the initstudy command."""
+    from initstudy.run.cli import run_tool
+
+    return run_tool(prog, __doc__.split("\n\n")[0], add_arguments, main, argv)

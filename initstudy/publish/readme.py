@@ -1,0 +1,512 @@
+"""The lab folders' README.md, written from the measured numbers (lab 00 Block C, lab 01 Block D).
+
+Pure: results document + manifest in, text out. Exact values are printed with repr (they equal the
+runs' metrics bit for bit); prose rounds to 4 significant digits. Where the lab's expectation and
+the measurement disagree, the text says so.
+"""
+import math
+
+import numpy as np
+
+from initstudy.core import inits, theory
+
+from initstudy.record import results
+from initstudy.studies.ablate.compute import FLAT_BAND
+
+
+def _g(x, digits=4) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def _exact(x) -> str:
+    return "null" if x is None else repr(x)
+
+
+def _runs(mf: dict) -> str:
+    m = mf["mlflow"]
+    ids = ", ".join(f"{i} `{r}`" for i, r in m["run_ids"].items())
+    parent = f"parent run `{m['parent_run_id']}`, " if m.get("parent_run_id") else ""
+    store = f" in `{m['tracking_uri']}`" if m.get("tracking_uri") else ", a local store"
+    return (f"MLflow: experiment {mf['experiment']} (id {m['experiment_id']}{store}); {parent}runs {ids}. "
+            f"git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), {mf['date']}.")
+
+
+def _label(init):
+    return inits.INITS[init].label if init in inits.INITS else init
+
+
+# --- lab 00
+
+def walk_spread(depth: int, n: int, batch: int) -> tuple[float, float]:
+    """Finite width and batch: layer l multiplies the variance by an average over n*batch squared
+    entries whose relative std is about sqrt(2 (1 + l batch/n) / (n batch)) (the batch's Gram matrix
+    widens by batch/n per random layer). Returns (RMS per-layer std of the log factor, std of the
+    log of the variance after `depth` layers)."""
+    terms = [2 * (1 + l * batch / n) / (n * batch) for l in range(1, depth + 1)]
+    return math.sqrt(sum(terms) / depth), math.sqrt(sum(terms))
+
+
+def walk(doc: dict, mf: dict, relu_doc: dict | None = None, relu_runs=()) -> str:
+    c = doc["config"]
+    n, batch, depth, act, q0 = c["width"], c["batch"], c["depth"], c["activation"], c["input_variance"]
+    series = results.walk_series(doc)
+    rows, m = [], {}
+    for init, block in doc["inits"].items():
+        var, pred, q, sat = (series[f"{init}/{k}"] for k in ("var", "var_pred", "var_theory", "saturated"))
+        ok = np.flatnonzero(sat == 0)
+        last = int(ok[-1])
+        n_sigma2 = n * block["sigma_w2"]
+        g_theory = theory.growth_per_layer(act, n_sigma2)
+        g_meas = (var[last] / var[0]) ** (1 / last) if last > 0 else float("nan")
+        one_step = float(np.max(np.abs(var[ok[1:]] / pred[ok[1:]] - 1))) if last > 0 else float("nan")
+        log_ratio = np.diff(np.log(var[ok])) - math.log(n_sigma2)
+        m[init] = dict(var=var, q=q, last=last, g=g_meas, g_theory=g_theory, one_step=one_step, n_sigma2=n_sigma2,
+                       sat=int(np.argmax(sat)) if sat.any() else None, log_std=float(np.std(log_ratio)),
+                       final=mf["results_summary"].get(f"{init}_final_layer_variance"))
+        rows.append(f"| {_label(init)} | {_g(n_sigma2)} | {_g(g_theory)} | {_g(g_meas)} | {_g(var[depth])} | "
+                    f"{_g(q[depth])} | {_g(var[depth] / q[depth])} | {_g(100 * one_step, 3)}% |")
+    per_layer_std, total_std = walk_spread(depth, n, batch)
+    out = [
+        f"# 10-variance-walk: activation variance through {depth} random {act} layers",
+        "",
+        f"A batch of {batch} inputs, each {n}-dim N(0, {q0:g}), goes through {depth} layers of width {n} "
+        f"({'no activation' if act == 'linear' else act + ' between layers'}, no norm, {c['dtype']}), "
+        "once per init; each init's weights come from their own seed, every init sees the same batch. "
+        "At each layer we record the empirical variance of the pre-activations, the one-step prediction "
+        "n·σ_W²·E[φ(z_{l-1})²] (the lab's `var_theoretical_prediction`, from the measured previous layer) "
+        "and the closed form from the input alone (`var_closed_form`). "
+        f"`variance.png`: measured (solid) and closed form (dashed), log scale. {_runs(mf)}",
+        "",
+        "| init | n·σ_W² | theory factor per layer | measured factor per layer | final variance | closed form | "
+        "measured / closed form | max one-step deviation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Measured factor per layer: (Var(layer L) / Var(input))^(1/L), the geometric mean over the layers "
+        "that did not overflow. Exact final-layer variances (`results_summary`, equal to the runs' metrics):",
+        "",
+        *[f"- `{k}`: {_exact(v)}" for k, v in mf["results_summary"].items()],
+        "",
+        "## What the curves do",
+        "",
+    ]
+    for init, x in m.items():
+        what = "explodes" if x["g"] > 1.05 else "collapses" if x["g"] < 0.95 else "holds"
+        sat = (f" It overflows {c['dtype']} at layer {x['sat']} (marked `saturated` from there)."
+               if x["sat"] is not None else f" No layer overflows in {c['dtype']}.")
+        out.append(f"- **{_label(init)}** {what}: ×{_g(x['g'])} per layer measured, ×{_g(x['g_theory'])} from "
+                   f"Var(y) = n_in·σ_W²·Var(x) = {n}·{_g(x['n_sigma2'] / n)}"
+                   f"{'' if act == 'linear' else ' times the ' + act + ' second-moment factor'}; final variance "
+                   f"{_g(x['var'][depth])} against {_g(x['q'][depth])} predicted.{sat}")
+    xv = m.get("xavier")
+    out += ["", "## Why Xavier is not exactly 1", ""]
+    if xv is not None:
+        dev = xv["var"][depth] - 1
+        out.append(
+            f"Measured: {_g(xv['var'][depth])} at layer {depth}, {_g(100 * dev, 3)}% from 1 (the input batch "
+            f"itself has variance {_g(xv['var'][0])}, not {q0:g}). The formula is an expectation over weights and "
+            f"an infinite batch. Here each layer's factor is an average over only n·B = {n}·{batch} = {n * batch} "
+            f"squared entries of one weight draw, so it is a random number around n·σ_W² with relative std about "
+            f"√(2(1 + l·B/n)/(n·B)) (the B×B Gram matrix of the batch spreads a little more at every layer): "
+            f"{_g(per_layer_std, 3)} on average over the layers; measured, the std of log(factor) is "
+            f"{_g(xv['log_std'], 3)}. The errors multiply, so the log-variance does a random walk: after {depth} "
+            f"layers its expected spread is ±{_g(100 * total_std, 3)}%, and the measured {_g(100 * dev, 3)}% is "
+            f"{_g(abs(math.log(xv['var'][depth])) / total_std, 2)} standard deviations of it. A wider layer or a bigger batch shrinks "
+            "it; nothing is pulling the variance back to 1, so a deeper walk drifts further.")
+    out += ["", "## With ReLU between the layers", ""]
+    relu = {i: theory.growth_per_layer("relu", x["n_sigma2"]) for i, x in m.items()}
+    out.append(
+        "ReLU zeroes half of a symmetric pre-activation, so E[ReLU(z)²] = Var(z)/2 and the factor per layer "
+        "becomes n·σ_W²/2: " + ", ".join(
+            f"{_label(i)} ×{_g(g)} per layer ({_g(theory.closed_form('relu', m[i]['n_sigma2'], depth, q0)[-1])} "
+            f"at layer {depth})" for i, g in relu.items()) +
+        ". Prediction: Xavier halves at every layer (it collapses towards 0), Kaiming holds at the value of "
+        "the first layer, 2 (it was designed for ReLU: its ×2 cancels ReLU's ½; this is the lab's \"near 2.0\"), "
+        "uniform still explodes, by half the factor.")
+    if relu_doc is not None:
+        rs = results.walk_series(relu_doc)
+        rd = relu_doc["config"]["depth"]
+        meas = ", ".join(f"{_label(i)} ×{_g((rs[f'{i}/var'][rd] / rs[f'{i}/var'][1]) ** (1 / (rd - 1)))} per layer "
+                         f"(final {_g(rs[f'{i}/var'][rd])})" for i in relu_doc["inits"])
+        out.append(f"\nMeasured with ReLU (walk run {', '.join(f'`{r}`' for r in relu_runs)}, same shape and seed): "
+                   f"{meas}; per-layer factor from layer 1 to {rd}.")
+    else:
+        out.append("\nNo ReLU walk was exported with this one; `mlflow run . -e walk -P activation=relu "
+                   "--env-manager local` runs it.")
+    out += ["", "## Where the lab's expectations differ from what we measured", ""]
+    k = m.get("kaiming")
+    if k is not None and act == "linear":
+        out.append(f"- The lab's stop condition says Kaiming should hold \"near 2.0\". In a linear walk it does not: "
+                   f"it multiplies the variance by n·σ_W² = {_g(k['n_sigma2'])} at every layer, so it reaches "
+                   f"{_g(k['var'][depth])} at layer {depth} (2^{depth} = {_g(2.0 ** depth)}). It holds only with "
+                   "ReLU, its design case (above).")
+    u = m.get("uniform")
+    if u is not None:
+        out.append(f"- Uniform: the lab's ≈21× per layer is 256/12 = {_g(u['g_theory'])}; measured ×{_g(u['g'])}. "
+                   + ("The lab's overflow \"at layer 7-ish\" is a float16 effect; "
+                      f"in {c['dtype']} nothing overflows." if u["sat"] is None else
+                      f"It overflows at layer {u['sat']} in {c['dtype']}."))
+    worst = max(x["one_step"] for x in m.values())
+    far = {i: x["var"][depth] / x["q"][depth] for i, x in m.items()}
+    out.append(f"- \"Empirical should track theoretical to within ~10%\": true layer by layer (one-step prediction, "
+               f"worst {_g(100 * worst, 3)}%). Against the closed form from the input the errors compound: at layer "
+               f"{depth} measured/closed form is " + ", ".join(f"{_label(i)} {_g(r)}" for i, r in far.items()) +
+               " (in standard deviations of the finite-width spread above: " +
+               ", ".join(f"{_g(abs(math.log(r)) / total_std, 2)}" for r in far.values()) + ").")
+    out += ["", "## Reproduce", "",
+            "`python walk.py` (or `initstudy reproduce manifest.json`) re-runs the walk from `manifest.json` and "
+            "checks every series in `results.json` bit for bit.", ""]
+    return "\n".join(out)
+
+
+# --- lab 01
+
+PLATEAU_WINDOW = 50  # steps: the running mean that smooths the batch noise (±0.01 at ln 2)
+
+
+def leaves(losses: np.ndarray, level: float, margin: float) -> int | None:
+    """The step at which the PLATEAU_WINDOW-step running mean of the loss first falls more than
+    `margin` below `level` (the window's last step), or None if it never does."""
+    w = PLATEAU_WINDOW
+    if len(losses) < w or not np.all(np.isfinite(losses)):
+        return None
+    below = np.flatnonzero(np.convolve(losses, np.ones(w) / w, "valid") < level - margin)
+    return int(below[0]) + w - 1 if len(below) else None
+
+
+def _dataset_text(c: dict) -> str:
+    """What the run trained on: lab 01's synthetic set as the lab describes it, or the named real set."""
+    name = c.get("data", "synthetic")  # runs from before the data option trained on the synthetic set
+    if name == "synthetic":
+        return (f"the synthetic set ({c['n_train']} train / {c['n_val']} val, {c['input_dim']}-dim N(0, 1), label = "
+                "sign of the sum of the first 10 features)")
+    from initstudy.core import data
+
+    return (f"{name}: {data.source(name).about} ({c['n_train']} train / {c['n_val']} val, {c['input_dim']} features, "
+            f"{c['classes']} classes)")
+
+
+def ablate(doc: dict, mf: dict) -> str:
+    c = doc["config"]
+    depth, width, steps = c["depth"], c["width"], c["steps"]
+    b = doc["inits"]
+    s = {i: blk["summary"] for i, blk in b.items()}
+    level = next(iter(s.values()))["expected_initial_loss"]
+    rows = [f"| {_label(i)} | {blk['outcome']} | {_exact(blk['steps_to_nan'])} | {_exact(blk['flatline_step'])} | "
+            f"{_exact(s[i]['initial_loss'])} | {_exact(s[i]['final_loss'])} | {_exact(s[i]['final_val_acc'])} | "
+            f"{_exact(s[i]['loss_slope_last200'])} |" for i, blk in b.items()]
+    out = [
+        f"# 10-init-matters: the same {depth}-layer {c['activation']} MLP under three inits",
+        "",
+        f"A {depth}-layer MLP (width {width}, {c['activation']}, norm {c['norm']}, {c['dtype']}) trained for "
+        f"{steps} steps with SGD (lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}, cross-entropy) on "
+        f"{_dataset_text(c)}, once per init. Same data seed ({c['data_seed']}) and so the same batch "
+        "sequence for all three; each init's weights from its own seed. Loss logged every step, validation every "
+        f"{c['eval_every']}. `loss_curves.png`: the three curves, log scale, NaN and flatline marked. {_runs(mf)}",
+        "",
+        "| init | outcome | steps_to_nan | flatline_step | initial loss | final loss (mean of last 10) | final val acc | "
+        "slope over last 200 steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Exact `results_summary` (equal to the runs' metrics):",
+        "",
+        *[f"- `{k}`: {_exact(v)}" for k, v in mf["results_summary"].items()],
+        "",
+    ]
+    u, x, k = b.get("uniform"), b.get("xavier"), b.get("kaiming")
+    out += ["## When did uniform fail?", ""]
+    if u is not None:
+        losses = results.from_json(u["loss"])
+        finite = losses[np.isfinite(losses)]
+        if u["steps_to_nan"] is not None:
+            out.append(f"Its loss is not finite first at step {u['steps_to_nan']} (0-based; the loss before update "
+                       f"{u['steps_to_nan']}). The losses before it: "
+                       + ", ".join(_g(v) for v in finite) + f" against ln {c['classes']} = {_g(level)} for a "
+                       "random guess: the forward pass blows up at init, the first updates are enormous, and the "
+                       "next forward pass overflows. Training stops there.")
+        elif u["flatline_step"] is not None:
+            out.append(f"No NaN: it flatlines at the random-guess loss from step {u['flatline_step']} (saturated "
+                       "ReLUs, zero gradient) - a different failure mode with the same cause.")
+        else:
+            out.append(f"It neither diverged nor flatlined within {steps} steps (final loss "
+                       f"{_g(s['uniform']['final_loss'])}).")
+    if x is not None and k is not None:
+        fx, fk = s["xavier"]["final_loss"], s["kaiming"]["final_loss"]
+        out += ["", "## Xavier against Kaiming", "",
+                f"Final loss (mean of the last 10 steps): Xavier {_g(fx)}, Kaiming {_g(fk)}"
+                + (f", {_g(fx / fk, 3)} times lower for Kaiming" if fx and fk else "") +
+                f". Random guessing is ln {c['classes']} = {_g(level)}. Final validation accuracy: Xavier "
+                f"{_g(s['xavier']['final_val_acc'])}, Kaiming {_g(s['kaiming']['final_val_acc'])}"
+                + (f": Kaiming fits the {c['n_train']} training examples ({c['input_dim']} dims each) almost "
+                   "exactly, yet does little better than chance on validation: it memorised them rather than "
+                   "learning the 10-feature rule." if fk < 0.05 and s["kaiming"]["final_val_acc"] < 0.7
+                   and c.get("data", "synthetic") == "synthetic" else ".")]
+    if x is not None:
+        sl = s["xavier"]["loss_slope_last200"]
+        lx = results.from_json(x["loss"])
+        start, exit_ = leaves(lx, level, 0.005), leaves(lx, level, FLAT_BAND)
+        out += ["", "## Is Xavier training?", ""]
+        if sl is None:
+            out.append("Its slope over the last 200 steps is undefined (the run did not finish 200 finite steps).")
+        else:
+            out.append(
+                f"Least-squares slope of its loss over the last 200 steps: {_exact(sl)} per step, i.e. "
+                f"{_g(sl * 199, 3)} over those steps, against a loss of {_g(s['xavier']['final_loss'])}: "
+                + ("it is training, slowly. " if sl < 0 and x["outcome"] == "trained" else "it is not training. ")
+                + (f"Its {PLATEAU_WINDOW}-step running mean sits on the ln {c['classes']} plateau and first falls "
+                   f"0.005 below {_g(level)} at step {_exact(start)} and {FLAT_BAND} below at step {_exact(exit_)}."))
+    out += ["", "## Prediction for 24 layers instead of 12 (not run)", ""]
+    n_sigma2 = {i: width * inits.weight_variance(i, width, c["gain"]) for i in b}
+    g = {i: theory.growth_per_layer(c["activation"], v) for i, v in n_sigma2.items()}
+    more = depth
+    out.append(
+        f"Mean-field theory ({c['activation']}): each hidden layer multiplies the forward variance (and, the layers "
+        "being square, the backward gradient variance) by n·σ_W²·E[φ(z)²]/Var(z): " +
+        ", ".join(f"{_label(i)} ×{_g(v)}" for i, v in g.items()) +
+        f". Going from {depth} to {2 * depth} layers multiplies the signal at the top by that factor to the power "
+        f"{more}: " + ", ".join(f"{_label(i)} ×{_g(v ** more, 3)}" for i, v in g.items()) + ".")
+    out += [
+        f"- Uniform: ×{_g(g.get('uniform', float('nan')) ** more, 3)} more blow-up: the first forward pass is "
+        "already far out of range, so it diverges at least as early (a NaN within the first few steps; float32 "
+        "overflows at ~3e38).",
+        f"- Xavier: the signal reaching the output shrinks by another ×{_g(g.get('xavier', float('nan')) ** more, 3)}"
+        " and so do the gradients reaching the first layers, so the plateau at ln 2 lasts much longer; within "
+        f"{steps} steps expect a flatline at the random-guess loss rather than the slow descent above.",
+        "- Kaiming: ×1 per layer, the variance still holds; it should still train. The finite-width noise in the "
+        "per-layer factors compounds over twice the layers (the spread grows about like the square root of the "
+        "depth), so expect a noisier, somewhat slower start.",
+    ]
+    out += ["", "## Where the lab's expectations differ from what we measured", ""]
+    notes = []
+    if u is not None:
+        if u["steps_to_nan"] is not None and u["steps_to_nan"] <= 20:
+            notes.append(f"- Uniform: the lab expects NaN within ~20 steps or a flatline; measured NaN at step "
+                         f"{u['steps_to_nan']}, as expected.")
+        else:
+            notes.append(f"- Uniform: the lab expects NaN within ~20 steps or a flatline; measured outcome "
+                         f"{u['outcome']} (steps_to_nan {_exact(u['steps_to_nan'])}, flatline from "
+                         f"{_exact(u['flatline_step'])}).")
+    if x is not None:
+        lx = results.from_json(x["loss"])
+        notes.append(f"- Xavier: the lab expects a sluggish descent. Measured: a plateau at ln 2 (the running mean "
+                     f"leaves it by 0.005 only at step {_exact(leaves(lx, level, 0.005))}), then a slow descent "
+                     f"(outcome {x['outcome']}, final loss {_g(s['xavier']['final_loss'])}): slow, and mostly "
+                     "waiting.")
+    if k is not None:
+        bumpy = s["kaiming"]["initial_loss"] > level + FLAT_BAND
+        notes.append(f"- Kaiming: the lab expects it to train with a smooth descent; outcome {k['outcome']}, final "
+                     f"loss {_g(s['kaiming']['final_loss'])}"
+                     + (f"; it starts above random guessing (initial loss {_g(s['kaiming']['initial_loss'])}) and "
+                        "its first steps jump before the descent." if bumpy else "."))
+    out += notes
+    out += ["", "## Reproduce", "",
+            "`python train.py` (or `initstudy reproduce manifest.json`) re-trains all three inits from "
+            "`manifest.json` with BLAS pinned to one thread and checks every series in `losses.json` bit for bit.",
+            ""]
+    return "\n".join(out)
+
+
+# --- lab 02
+
+def scaling(doc: dict, mf: dict) -> str:
+    """projects/02-why-sqrt-n/README.md: the lab's "why", answered from the measured numbers."""
+    c, dot, s = doc["config"], doc["dot"], doc["summary"]
+    widths = dot["widths"]
+    sc = {k: {q: np.array(b[q], float) for q in ("var", "theory", "se")} for k, b in dot["scales"].items()}
+    z = {k: (v["var"] - v["theory"]) / v["se"] for k, v in sc.items()}
+    rows = [f"| {n} | {_g(sc['1']['var'][i])} | {_g(sc['1_over_n']['var'][i])} | {_g(sc['1_over_sqrt_n']['var'][i])} |"
+            for i, n in enumerate(widths)]
+    lab_n = 512 if 512 in widths else widths[len(widths) // 2]
+    beyond = int(sum(np.sum(np.abs(v) > 3) for v in z.values()))
+    i512 = widths.index(lab_n)
+    out = [
+        "# 02-why-sqrt-n: why the weights are scaled by 1/√n",
+        "",
+        "The lab's question: with x and w of n = 512 standard normal entries, Var(x·w) ≈ 512; scaling w by 1/512 "
+        "gives 512/512/512, not 1; only 1/√512 gives 1. Why? Because a dot product is a sum of n independent terms "
+        "x_i·w_i, and variances of independent terms add, while a scale k enters each term's variance squared:",
+        "",
+        "    Var(x·(k z)) = Σ_i Var(x_i) Var(k z_i) = n·k²",
+        "",
+        f"k = 1 gives n, k = 1/n gives n/n² = 1/n, and only k = 1/√n gives n/n = 1, at every width. Measured "
+        f"({dot['draws']} fresh (x, w) pairs per width and scale, `results.json`, `scaling.png` panel 1):",
+        "",
+        "| n | Var, k = 1 (theory n) | Var, k = 1/n (theory 1/n) | Var, k = 1/√n (theory 1) |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"At the lab's n = {lab_n}: {_g(sc['1']['var'][i512])} (k = 1), {_g(sc['1_over_n']['var'][i512])} (k = 1/n; "
+        f"1/n = {_g(1 / lab_n)}), {_g(sc['1_over_sqrt_n']['var'][i512])} (k = 1/√n). "
+        + (f"Every point lies within 3 standard errors of n·k²" if beyond == 0 else
+           f"{beyond} of {3 * len(widths)} points lie beyond 3 standard errors of n·k²")
+        + ": the sample variance of D draws has relative standard error √((2 + 6/n)/D) "
+        "(x_i·w_i has kurtosis 9), and the largest deviation is " + ", ".join(
+            f"{_g(float(np.max(np.abs(z[k]))), 3)} s.e. (k = {dot['scales'][k]['k']})" for k in z) + ".",
+        "",
+        "## Why it matters more with depth",
+        "",
+        f"A layer multiplies the variance by n·σ² = c² when σ = c/√n. Through {c['depth']} layers of width "
+        f"{c['depth_width']} (batch {c['depth_batch']}, `scaling.png` panels 2 and 3), variance at layer {c['depth']}:",
+        "",
+        "| activation | c | measured | theory |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, b in doc["depth"].items():
+        out.append(f"| {b['activation']} | {_g(b['c'])} | {_g(b['var'][-1])} | {_g(b['theory'][-1])} |")
+    out += [
+        "",
+        "Theory: c^(2L) for the linear net; c²·(c²/2)^(L−1) for ReLU (it zeroes half of a symmetric input, "
+        "E[ReLU(z)²] = Var(z)/2); the tanh q-map (Gauss–Hermite). A per-layer factor of c² compounds: c = 2 "
+        f"multiplies by 4^{c['depth']} = {_g(4.0 ** c['depth'])}, c = 0.5 divides by as much. The lab's k = 1/n is "
+        f"c = 1/√n = {_g(1 / math.sqrt(c['depth_width']))} at width {c['depth_width']}: a factor "
+        f"{_g(1 / c['depth_width'])} per layer, {_g(float(c['depth_width']) ** -c['depth'])} after {c['depth']}. "
+        "Only c = 1 (linear) or c = √2 (ReLU, Kaiming) holds the variance; tanh with c = 1 decays slowly "
+        "(tanh(z)² < z²).",
+        "",
+        "## And at finite width",
+        "",
+        f"The mean-field value is exact only as n → ∞. Over {c['seeds']} seeds per width, a single input through a "
+        f"Kaiming-ReLU net of width {c['fw_min_width']}…{c['fw_max_width']} and depth up to {c['fw_depth']}: the "
+        "standard deviation of log(var_L / q_L) grows like √(κ·L/n) (Hanin & Nica 2019). Fitted over every "
+        f"(n, L): **κ = {_g(s['kappa_fit'], 3)}**, against κ = {_g(s['kappa_theory'])} from theory (ReLU: a "
+        "χ²-distributed norm over the ~n/2 active units, 4/n per layer, plus the binomial count of active units, "
+        f"1/n). Each point's s.d. over {c['seeds']} seeds has a relative standard error of about "
+        f"1/√(2·(seeds−1)) = {_g(100 / math.sqrt(2 * (c['seeds'] - 1)), 2)}% (κ, its square, twice that; the points "
+        "along L share their seeds, so averaging over them helps less than their number suggests). So 1/√n fixes the "
+        "mean of the variance, not each network's: a deep, narrow net still drifts by about "
+        f"√(κ·L/n) = {_g(math.sqrt(s['kappa_theory'] * c['fw_depth'] / c['fw_min_width']), 3)} in log at L = "
+        f"{c['fw_depth']}, n = {c['fw_min_width']}.",
+        "",
+        "Exact `results_summary` (equal to the run's metrics):",
+        "",
+        *[f"- `{k}`: {_exact(v)}" for k, v in mf["results_summary"].items()],
+        "",
+        _runs(mf),
+        "",
+        "## Reproduce",
+        "",
+        "`python why_sqrt_n.py` (or `initstudy reproduce manifest.json`) re-runs the study from `manifest.json` and "
+        "checks every series in `results.json` bit for bit.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# --- 20-trainability
+
+def trainability(doc: dict, mf: dict) -> str:
+    """projects/20-trainability/README.md: what mean-field theory predicted, where the measured diagram
+    agrees with it and where (and by how much) it does not; every number from phase.json."""
+    from initstudy.studies.phase import verdict as T
+
+    c, v, g = doc["config"], doc["verdict"], doc["grid"]
+    cells, bad = doc["cells"], v["disagreeing"]
+    sw, depths = g["sigma_w2"], g["depth"]
+    seeds = len(g["seed"])
+    by = {(x["sigma_w2"], x["depth"]): [] for x in cells}
+    for x in cells:
+        by[(x["sigma_w2"], x["depth"])].append(x)
+    bound = {s: next((x["six_xi_c"] for x in cells if x["sigma_w2"] == s), None) for s in sw}
+
+    def mark(s, d):
+        xs = by.get((s, d), [])
+        if not xs:
+            return "–"
+        acc = sum(x["train_acc"] for x in xs) / len(xs)
+        ok = 2 * sum(T.trained(x["train_acc"]) for x in xs) >= len(xs)
+        return f"{'**' if ok != T.predicted(d, bound[s]) else ''}{acc:.2f}{'**' if ok != T.predicted(d, bound[s]) else ''}"
+
+    table = ["| depth \\ σ_w² | " + " | ".join(f"{s:g}" for s in sw) + " |", "| --- |" + " --- |" * len(sw)]
+    table += [f"| {d} | " + " | ".join(mark(s, d) for s in sw) + " |" for d in depths]
+    theory_rows = ["| σ_w² | " + " | ".join(f"{s:g}" for s in sw) + " |", "| --- |" + " --- |" * len(sw),
+                   "| χ₁ | " + " | ".join(_g(next(x["chi1"] for x in cells if x["sigma_w2"] == s), 3) for s in sw) + " |",
+                   "| 6 ξ_c | " + " | ".join("∞" if bound[s] is None else f"{bound[s]:.1f}" for s in sw) + " |",
+                   "| deepest trained | " + " | ".join(str(d) for d in v["deepest_trained_depth"]) + " |"]
+    bad_lines = [f"- σ_w² = {x['sigma_w2']:g}, depth {x['depth']}, seed {x['seed']}: "
+                 f"{'trained' if x['trained'] else 'did not train'} (train acc {x['train_acc']:.3f}) where theory says "
+                 f"{'trainable' if x['predicted'] else 'untrainable'}; 6 ξ_c = "
+                 + ("∞" if x["six_xi_c"] is None else f"{x['six_xi_c']:.1f}, depth {_g(abs(100 * x['distance']), 3)}% "
+                    f"{'past' if x['distance'] > 0 else 'short of'} it")
+                 + ("" if x["near_boundary"] else " — NOT next to the boundary") for x in bad]
+    far = [x for x in bad if not x["near_boundary"]]
+    past, short = [x for x in bad if x["trained"]], [x for x in bad if not x["trained"]]
+    peak = [s for s, d in zip(sw, v["deepest_trained_depth"]) if d == max(v["deepest_trained_depth"])]
+    t = doc["timing"]
+    out = [
+        "# 20-trainability: which (σ_w², depth) trains, against mean-field theory's 6 ξ_c",
+        "",
+        f"Schoenholz et al. 2017 (\"Deep Information Propagation\") predict that a random {c['activation']} network "
+        "is trainable only while its depth stays below about 6 ξ_c, where ξ_c = −1/ln χ_c(c*) is the depth over "
+        "which two inputs' correlation relaxes to its fixed point (their eq. 9). ξ_c diverges at the order-to-chaos "
+        f"transition χ₁ = 1: here, with σ_b² = {c['sigma_b2']:g}, at **σ_w² = {v['critical_sigma_w2']:.6g}** "
+        "(computed, `initstudy.theory.critical_sw2`).",
+        "",
+        f"Measured: {len(cells)} cells ({len(sw)} σ_w² × {len(depths)} depths × {seeds} seed{'s' * (seeds > 1)}), each "
+        f"a {c['activation']} MLP of `depth` hidden layers of width {c['width']}, weights N(0, σ_w²/n) (init "
+        f"`{c['init']}` scaled so n·Var(W) = σ_w²) and biases N(0, σ_b²), trained {c['steps']} steps of SGD (lr "
+        f"{c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}) on {c['data']}; inputs: {c['input_scaling']}. "
+        f"**Trained** means final accuracy on the whole training set ≥ {T.TRAINED_ACC:g} (three times chance), a "
+        "rule fixed before measuring.",
+        "",
+        "![phase diagram](phase.png)",
+        "",
+        "## What theory predicted",
+        "",
+        *theory_rows,
+        "",
+        "## What was measured",
+        "",
+        f"Final training accuracy per cell{' (mean over seeds)' if seeds > 1 else ''}; **bold** where "
+        "trained ≠ (depth ≤ 6 ξ_c):",
+        "",
+        *table,
+        "",
+        f"- **Agreement: {v['agreement']:.3f}** ({len(cells) - len(bad)} of {len(cells)} cells: trained exactly where "
+        f"depth ≤ 6 ξ_c). {v['trained_cells']} cells trained.",
+        f"- The deepest trained depth is largest ({max(v['deepest_trained_depth'])}) at σ_w² = "
+        f"{', '.join(f'{s:g}' for s in peak)}; the grid points nearest the critical σ_w² are "
+        f"{', '.join(f'{s:g}' for s in v['nearest_critical'])}: "
+        + ("the peak sits at criticality, as predicted." if v["peak_near_critical"] else
+           "the peak is NOT at the points nearest criticality."),
+        "",
+        "## Where the measurement disagrees, and by how much",
+        "",
+        *(bad_lines or ["None: every cell agrees."]),
+        "",
+        ("Every disagreeing cell lies next to the 6 ξ_c boundary (a neighbouring grid depth lies across it, or its "
+         f"depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c)." if not far else
+         f"{len(bad) - len(far)} of the {len(bad)} disagreeing cells lie next to the 6 ξ_c boundary (a neighbouring "
+         f"grid depth lies across it, or the depth is within {100 * T.NEAR_FRACTION:g}% of 6 ξ_c); "
+         + "; ".join(f"σ_w² = {x['sigma_w2']:g}, depth {x['depth']} does not (train acc {x['train_acc']:.3f} against "
+                     f"the rule's {T.TRAINED_ACC:g})" for x in far) + "."),
+        "",
+        *([f"{len(past)} disagreements are cells that trained past 6 ξ_c (train acc {min(x['train_acc'] for x in past):.3f}"
+           f"–{max(x['train_acc'] for x in past):.3f}) and {len(short)} {'is a cell' if len(short) == 1 else 'are cells'} "
+           "that did not train short of it: the "
+           "measured boundary lies a little deeper than 6 ξ_c, i.e. the bound is conservative at this training "
+           "budget." if len(past) > len(short) else
+           f"{len(past)} disagreements trained past 6 ξ_c and {len(short)} did not train short of it."]
+          if bad else []),
+        "",
+        f"Cost: {len(cells)} cells in {t['wall_seconds']:.0f} s of wall time on {t['threads']} Dask workers "
+        f"(Σ cell compute {t['compute_seconds']:.0f} s of wall, {t['compute_cpu_seconds']:.0f} s of CPU: the workers "
+        f"had {100 * t['compute_cpu_seconds'] / t['compute_seconds']:.0f}% of a core each; below 100 % the machine "
+        "was shared or memory-bound).",
+        "",
+        "Exact `results_summary` (equal to the run's metrics):",
+        "",
+        *[f"- `{k}`: {_exact(val) if not isinstance(val, dict) else val}" for k, val in mf["results_summary"].items()],
+        "",
+        f"MLflow: experiment {mf['experiment']} (id {mf['mlflow']['experiment_id']}); parent run "
+        f"`{mf['mlflow']['parent_run_id']}` with one child per cell (phase.json names each). "
+        f"git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), {mf['date']}.",
+        "",
+        "## Reproduce",
+        "",
+        "`python trainability.py` re-trains every cell from `manifest.json` and checks each cell's numbers in "
+        "`phase.json` bit for bit (its loss series by sha256); a full re-run costs what the study cost, so "
+        "`python trainability.py --cells 1.75:10,4:10` checks chosen cells (SIGMA_W2:DEPTH[:SEED]).",
+        "",
+    ]
+    return "\n".join(out)

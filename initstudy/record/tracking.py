@@ -1,0 +1,324 @@
+"""The only module that talks to MLflow: runs, nested runs, batched metrics, artifacts, datasets.
+
+`import mlflow` costs seconds, so it happens here, after the input has been validated. Metrics are
+always sent with log_batch (one call per ~1000 points), never point by point.
+"""
+import math
+import os
+import time
+
+PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_TAG = "initstudy.experiment"  # the lab a run belongs to, whatever MLflow experiment holds it
+ROLE_TAG = "initstudy.role"  # parent | child | single
+INIT_TAG = "initstudy.init"
+OUTCOME_TAG = "initstudy.outcome"
+NOTE_TAG = "mlflow.note.content"  # the description `mlflow ui` shows on an experiment or a run
+KIND_TAG = "mlflow.experimentKind"  # 3.17's UI ignores it (its kind follows the workflowType toggle); set for later UIs
+LAUNCHER_TAG = "initstudy.launcher_run"  # on a run recorded in the lab's experiment instead of `mlflow run`'s
+MOVED_TAG = "initstudy.moved_to"  # on `mlflow run`'s own run in Default, deleted, pointing at the real one
+SOURCE_TAGS = ("mlflow.source.", "mlflow.user", "mlflow.gitRepoURL", "mlflow.project.")  # provenance a child inherits
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+# An unreachable server must fail within seconds, not after MLflow's minutes of retries. Measured,
+# under load: refused connection ~5 s in all; a host that accepts but never answers, 2 x timeout +
+# backoff + start-up (timeout 5: 17.8 s, hence 3). A user's own values win.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # an int: MLflow reads it so
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+# With tqdm installed MLflow draws a progress bar per artifact download on stderr: export's output is
+# one line per folder, and an error one line (tests/test_export.py)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class Tracker:
+    def __init__(self, tracking_uri: str | None = None):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = _credentials_to_env(tracking_uri or mlflow.get_tracking_uri())
+        self.client = MlflowClient(self.uri)
+
+    def experiment_id(self, lab: str) -> str:
+        """The experiment the user named (MLFLOW_EXPERIMENT_ID, else MLFLOW_EXPERIMENT_NAME), else the lab's."""
+        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            return os.environ["MLFLOW_EXPERIMENT_ID"]
+        return self._experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or lab)
+
+    def _experiment(self, name: str) -> str:
+        """The id of experiment `name`, created on first use (a lab's with its description). Race-safe:
+        processes creating it at once all but one fail the store's unique name; they look it up again."""
+        from mlflow.exceptions import MlflowException
+
+        from initstudy.record import labs
+        from initstudy.core.config import ConfigError
+
+        lab = labs.LABS.get(name)
+        tags = {NOTE_TAG: lab.description, KIND_TAG: "custom_model_development"} if lab else {}
+        for attempt in range(3):
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                if exp.lifecycle_stage == "deleted":
+                    raise ConfigError(f"experiment {name!r} (id {exp.experiment_id}) is deleted in this store; restore "
+                                      f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or name "
+                                      "another with MLFLOW_EXPERIMENT_NAME")
+                for k, v in tags.items():  # a description someone edited in the UI is kept
+                    if k not in exp.tags:
+                        self.client.set_experiment_tag(exp.experiment_id, k, v)
+                return exp.experiment_id
+            try:
+                return self.client.create_experiment(name, tags=tags)
+            except MlflowException as e:
+                if attempt == 2 or not (_duplicate_key(e) or e.error_code == "RESOURCE_ALREADY_EXISTS"):
+                    raise
+
+    def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None) -> str:
+        """A run to record into: a child of `parent` when given; else the run `mlflow run` opened
+        (MLFLOW_RUN_ID), or a new one in the lab's experiment when `mlflow run` opened its run in
+        Default without the user naming it (see launcher_in_default); else a new run."""
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent is None and os.environ.get("MLFLOW_RUN_ID"):
+            run_id = os.environ["MLFLOW_RUN_ID"]
+            if not self.launcher_in_default(run_id):
+                self.log(run_id, tags={"mlflow.runName": name, **tags})
+                return run_id
+            return self._move_launcher(run_id, name, lab, tags)
+        if parent is not None:  # a child carries its parent's source, git and user tags
+            top = self.client.get_run(parent)
+            tags = {**{k: v for k, v in top.data.tags.items() if k.startswith(SOURCE_TAGS)}, **tags, PARENT_TAG: parent}
+            experiment_id = top.info.experiment_id
+        else:  # what MLflow's fluent API would add: source, git, and the user (the OS's: MLflow's
+            # would be the tracking server's login, from a URI's user:password@, which we never record)
+            import getpass
+
+            from mlflow.tracking.context.registry import resolve_tags
+
+            tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
+            experiment_id = self.experiment_id(lab)
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def launcher_in_default(self, run_id: str) -> bool:
+        """`mlflow run` opened run_id in Default because the user named no experiment. `mlflow run`
+        sets MLFLOW_EXPERIMENT_ID for us either way, so the user's choice is read where they made it:
+        MLFLOW_EXPERIMENT_NAME/_ID in the launching `mlflow run` process's environment, or
+        --experiment-name/-id on its command line."""
+        if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+            return False
+        exp = self.client.get_experiment(self.client.get_run(run_id).info.experiment_id)
+        if exp.name != "Default":
+            return False
+        launcher = _mlflow_run_process()
+        if launcher is None:  # not started by `mlflow run` as we know it: record where it put us
+            return False
+        argv, env = launcher
+        chose = any(a.startswith(("--experiment-name", "--experiment-id")) for a in argv)
+        return not chose and not env.get("MLFLOW_EXPERIMENT_NAME") and not env.get("MLFLOW_EXPERIMENT_ID")
+
+    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict) -> str:
+        """A new run in the lab's experiment with the launcher run's params and tags (source, git,
+        user, project). The launcher run stays in Default as a pointer: tagged with the new run's id,
+        its description links there. It cannot be deleted: `mlflow run` marks its run terminated
+        after we exit whatever we did (3.17 passes the status name to RunStatus.is_terminated, which
+        expects a number), and the store refuses that on a deleted run (exit 1, traceback; measured)."""
+        from mlflow.entities import Param, RunTag
+
+        launcher = self.client.get_run(run_id)
+        kept = {k: v for k, v in launcher.data.tags.items() if k not in ("mlflow.runName", NOTE_TAG)}
+        new = self.client.create_run(self._experiment(lab), run_name=name,
+                                     tags={**kept, **tags, LAUNCHER_TAG: run_id}).info.run_id
+        self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items()])
+        self.client.log_batch(run_id, tags=[
+            RunTag(MOVED_TAG, new), RunTag("mlflow.runName", f"{name} -> {lab}"),
+            RunTag(NOTE_TAG, f"Recorded in experiment **{lab}** as run `{new}`: [open it]({self.ui_link(new)}). "
+                             "This run is the one `mlflow run` opened in Default; it holds nothing else.")])
+        return new
+
+    def ui_link(self, run_id: str) -> str:
+        """The run's page in `mlflow ui` (this server's address for an http(s) store), on the training view."""
+        run = self.client.get_run(run_id)
+        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else UI
+        return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+    def log(self, run_id: str, params: dict | None = None, metrics=(), tags: dict | None = None):
+        """params/tags: {key: value}; metrics: iterable of (key, value, step).
+
+        A param the run already has is left as it is: `mlflow run -P gain=1` logs "1" before we
+        start, MLflow refuses a changed value ("1.0"), and both say the same (the parsed config is
+        in manifest.json)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        if params:
+            present = self.client.get_run(run_id).data.params
+            params = {k: v for k, v in params.items() if k not in present}
+        now = int(time.time() * 1000)
+        # only finite points: the UI drops a series whose last value is NaN (and clamps inf), and a
+        # value that does not apply (None) is left out rather than logged as NaN
+        metrics = [(k, float(v), s) for k, v, s in metrics if v is not None and math.isfinite(v)]
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, int(s)) for k, v, s in metrics],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_artifacts(self, run_id: str, folder):
+        self.client.log_artifacts(run_id, str(folder))
+
+    def log_dataset(self, run_id: str, name: str, features, targets=None, context: str = "training"):
+        """Record a numpy dataset with MLflow's dataset API, so its digest is on the run."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.exceptions import MlflowException
+
+        ds = mlflow.data.from_numpy(features, targets=targets, name=name)
+        entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+        # MLflow looks the dataset up, then inserts it: runs logging the same dataset at the same
+        # moment both insert and all but one fail the store's unique key (and roll back). Tried
+        # again, the call finds the winner's row and links to it.
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=[entity])
+                return ds.digest
+            except MlflowException as e:
+                if attempt == 2 or not _duplicate_key(e):
+                    raise
+
+    def reopen(self, run_id: str):
+        """A closed run set RUNNING again (a sweep resumed into its parent)."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end(self, run_id: str, status: str = "FINISHED"):
+        self.client.set_terminated(run_id, status=status)
+
+    # reading back (export)
+    def get_run(self, run_id: str):
+        """The run, or None if this store has no run with that id."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as e:
+            if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    def search(self, filter_string: str) -> list:
+        """Runs matching the filter in every active experiment, newest first."""
+        ids = [e.experiment_id for e in self.client.search_experiments()]
+        runs, token = [], None
+        while ids:
+            page = self.client.search_runs(ids, filter_string, max_results=1000, page_token=token,
+                                           order_by=["attributes.start_time DESC"])
+            runs += list(page)
+            token = page.token
+            if not token:
+                break
+        return runs
+
+    def download(self, run_id: str, path: str, dst):
+        """One artifact of a run copied into the folder dst; returns its local path."""
+        from pathlib import Path
+
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+
+def _mlflow_run_process():
+    """(argv, environ) of the nearest ancestor process that is `mlflow run`, or None."""
+    import psutil
+
+    try:
+        proc = psutil.Process().parent()
+        while proc is not None:
+            argv = proc.cmdline()
+            names = [os.path.basename(a) for a in argv[:4]]
+            if "run" in argv[1:4] and ("mlflow" in names or "mlflow" in argv[1:3]):
+                return argv, proc.environ()
+            proc = proc.parent()
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
+def _duplicate_key(e: BaseException) -> bool:
+    """A store's unique-key violation (SQLite, PostgreSQL, MySQL wording; also through a server)."""
+    text = str(e).lower()
+    return any(w in text for w in ("unique constraint failed", "duplicate key value", "duplicate entry"))
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db in cwd)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+
+
+def missing_local_store(uri: str) -> str | None:
+    """The path of a local store (sqlite file, file: folder, bare path) that does not exist, else None.
+    Checked before MLflow sees the URI: MLflow would create an empty store there."""
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    if uri.startswith("sqlite:///"):
+        path = unquote(uri[len("sqlite:///"):].split("?", 1)[0])
+        return None if path == ":memory:" or Path(path).is_file() else path
+    parts = urlsplit(uri)
+    if parts.scheme == "file" or not parts.scheme:
+        path = unquote(parts.path) if parts.scheme else uri
+        return None if Path(path).is_dir() else path
+    return None
+
+
+def redact_uri(uri: str) -> str:
+    """The tracking URI without user:password@ (safe to record)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def describe_error(e: BaseException) -> str | None:
+    """One line for an error from the tracking store (unreachable server, bad URI, store refused),
+    or None if `e` is not one. Credentials in a URI are never shown."""
+    import sys
+
+    if "mlflow" not in sys.modules:  # nothing tracking-related has run
+        return None
+    from mlflow.exceptions import MlflowException
+
+    uri = redact_uri(os.environ.get("MLFLOW_TRACKING_URI", "") or "(default)")
+    text = str(e.message if isinstance(e, MlflowException) else e)
+    if isinstance(e, MlflowException) and ("Max retries exceeded" in text or "failed with exception" in text):
+        why = ("cannot resolve the host" if "resolve" in text or "NameResolution" in text else
+               "timed out" if "timed out" in text.lower() or "Timeout" in text else "connection refused"
+               if "refused" in text.lower() else "cannot connect")
+        return f"tracking server {uri} unreachable ({why}); start it or set MLFLOW_TRACKING_URI to a running one"
+    if isinstance(e, MlflowException) or type(e).__module__.startswith(("sqlalchemy", "requests", "urllib3")):
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        for secret in _credentials(os.environ.get("MLFLOW_TRACKING_URI", "")):
+            first = first.replace(secret, "***")
+        return f"tracking store {uri} refused the request: {first[:300]}"
+    return None
+
+
+def _credentials(uri: str) -> list:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return [s for s in (parts.password, parts.username) if s]
+
+
+def _credentials_to_env(uri: str) -> str:
+    """user:password@ of an http(s) URI moved to MLFLOW_TRACKING_USERNAME/PASSWORD (MLflow's basic
+    auth), so the URI MLflow holds, prints ("View run at ...") and we record carries none."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or (parts.username is None and parts.password is None):
+        return uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password or ""))
+    return redact_uri(uri)

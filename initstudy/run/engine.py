@@ -1,0 +1,178 @@
+"""Where a sweep computes: Dask distributed, on a LocalCluster or a running cluster. The only module
+that imports Dask.
+
+    with Engine(workers=2) as engine:                       # LocalCluster on 127.0.0.1, shut down at exit
+    with Engine(scheduler="tls://host:8786", security=...): # a cluster started with `dask scheduler/worker`
+        for i, result, error in engine.map(fn, [args, ...]): ...   # in completion order (as_completed)
+
+Workers get a function and plain arguments and return plain results; every worker pins its BLAS to
+one thread before computing (a worker plugin). At most as many tasks are submitted as the cluster
+has threads, so no task waits queued on a worker behind another: a worker that dies takes only the
+task it was running, which the scheduler then runs elsewhere, up to ALLOWED_FAILURES times more.
+"""
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import time
+import uuid
+
+ALLOWED_FAILURES = 2  # a task whose worker dies is tried 1 + 2 times, then fails (distributed's KilledWorker)
+CONNECT_TIMEOUT = 10  # s to reach a scheduler: the command says so within 15 s
+WORKER_TIMEOUT = 30  # s for a running scheduler to have at least one worker
+
+
+class EngineError(Exception):
+    """The cluster cannot be used (unreachable, no worker): one line, exit 1, no run opened."""
+
+
+def security(ca_file: str = "", cert: str = "", key: str = ""):
+    """Dask's TLS settings: these files if given, else Dask's own config (DASK_DISTRIBUTED__COMM__TLS__*)."""
+    from distributed.security import Security
+
+    if ca_file or cert or key:
+        return Security(tls_ca_file=ca_file or None, tls_client_cert=cert or None, tls_client_key=key or None,
+                        require_encryption=True)
+    return Security()
+
+
+def _config():
+    import dask
+
+    return dask.config.set({
+        "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,  # a LocalCluster's scheduler (ours)
+        "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
+        "distributed.admin.tick.limit": "1h",  # a long training holds the GIL: no event-loop warnings
+        "logging.distributed": "error",
+    })
+
+
+class PinBlas:
+    """Worker plugin: pin BLAS and record the worker's kernel before its first task (studies.start_worker)."""
+    name = "initstudy-pin-blas"
+
+    def setup(self, worker):
+        from initstudy import studies
+
+        studies.start_worker()
+
+
+class Engine:
+    def __init__(self, workers: int = 2, scheduler: str = "", security=None):
+        self.workers, self.scheduler, self.security = workers, scheduler, security
+        self.cluster = self.client = None
+        self.startup_seconds = None
+
+    def __enter__(self):
+        from distributed import Client, LocalCluster
+        from distributed.diagnostics.plugin import WorkerPlugin
+
+        t0 = time.perf_counter()
+        self._cfg = _config()
+        self._cfg.__enter__()
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # a failure is ours to report, in one line
+        try:
+            if self.scheduler:
+                try:
+                    self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, security=self.security,
+                                         set_as_default=False)
+                except (OSError, TimeoutError, ValueError) as e:
+                    why = "timed out" if "timed out" in str(e).lower() else str(e).splitlines()[0][:200]
+                    raise EngineError(f"Dask scheduler {self.scheduler} unreachable ({why}); start it "
+                                      "(`dask scheduler`) or fix scheduler= / DASK_SCHEDULER_ADDRESS") from None
+                try:
+                    self.client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+                except (OSError, TimeoutError):
+                    raise EngineError(f"Dask scheduler {self.scheduler} has no worker after {WORKER_TIMEOUT} s; "
+                                      f"start one: dask worker {self.scheduler} --nthreads 1") from None
+            else:
+                # workers start with one BLAS thread and ignore Ctrl-C (the parent stops them); both inherited
+                from initstudy.run.parallel import one_blas_thread_env
+
+                old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    with one_blas_thread_env():
+                        self.cluster = LocalCluster(
+                            n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0",  # the HTTP server (and dashboard, with bokeh) local too
+                            silence_logs=logging.CRITICAL)  # their shutdown chatter on SIGTERM is not ours to show
+                finally:
+                    signal.signal(signal.SIGINT, old)
+                self.client = Client(self.cluster, set_as_default=False)
+            plugin = type("PinBlasPlugin", (PinBlas, WorkerPlugin), {})()
+            self.client.register_plugin(plugin, name=PinBlas.name)
+        except BaseException:
+            self.close()
+            raise
+        self.startup_seconds = time.perf_counter() - t0
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Cancel what is pending, disconnect, and shut a LocalCluster down (its processes end)."""
+        with contextlib.suppress(Exception):
+            if self.client is not None:
+                self.client.close(timeout=10)
+        with contextlib.suppress(Exception):
+            if self.cluster is not None:
+                self.cluster.close(timeout=20)
+        self.client = self.cluster = None
+        if getattr(self, "_cfg", None) is not None:
+            self._cfg.__exit__(None, None, None)
+            self._cfg = None
+
+    def where(self) -> str:
+        """One line: where tasks run, and the dashboard when there is one."""
+        n = self.threads()
+        what = (f"a LocalCluster of {self.workers} worker processes on 127.0.0.1" if self.cluster
+                else f"the Dask cluster at {self.scheduler} ({n} worker threads)")
+        link = self.client.dashboard_link if importlib.util.find_spec("bokeh") else None
+        return what + (f"; dashboard {link}" if link else "")
+
+    def threads(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def map(self, fn, tasks: list):
+        """Submit now (the workers start while the caller opens its runs); an iterator of (index,
+        result, error line or None) in completion order, at most `threads()` tasks in flight."""
+        from distributed import as_completed
+
+        todo, index, run = list(enumerate(tasks)), {}, uuid.uuid4().hex[:8]
+        pending = set()
+
+        def submit():
+            i, args = todo.pop(0)
+            f = self.client.submit(fn, *args, key=f"{getattr(fn, '__name__', 'task')}-{run}-{i}", pure=False)
+            index[f.key] = i
+            pending.add(f)
+            return f
+
+        ac = as_completed([submit() for _ in range(min(self.threads(), len(todo)))], loop=self.client.loop)
+        return self._arrivals(ac, submit, todo, index, pending)
+
+    def _arrivals(self, ac, submit, todo, index, pending):
+        from distributed.scheduler import KilledWorker
+
+        try:
+            for f in ac:
+                pending.discard(f)
+                while todo and len(pending) < self.threads():  # keep every worker busy first
+                    ac.add(submit())
+                i = index.pop(f.key)
+                if f.status == "finished":
+                    yield i, f.result(), None
+                else:
+                    e = f.exception()
+                    yield i, None, (f"its worker died {ALLOWED_FAILURES + 1} times (distributed's allowed-failures "
+                                    f"{ALLOWED_FAILURES})" if isinstance(e, KilledWorker) else
+                                    f"{type(e).__name__}: {e}")
+                f.release()
+        finally:
+            for f in pending:
+                try:
+                    f.cancel()
+                except RuntimeError:  # the client already closed (an interrupt shut the cluster down first)
+                    pass

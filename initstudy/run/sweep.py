@@ -1,0 +1,231 @@
+"""`sweep`: a grid of runs of one study (ablate, walk, ...) over any of its parameters, computed on
+Dask (initstudy.run.engine), nested under one parent run.
+
+The workers compute: config in, result out, BLAS pinned to one thread, no MLflow. This process is the
+only writer: it opens the parent and the children, then records each child as its result arrives
+(as_completed), through the child_record() a single run of the study uses, in a few batched calls.
+A child's numbers are those of the same config run alone: same config, same seeds, same 1-thread BLAS.
+"""
+import importlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from initstudy.run import grid as grid_mod
+from initstudy.record import labs, notes, plots, progress, provenance, results, tracking
+from initstudy.run import parallel
+from initstudy import studies
+from initstudy.core.config import ConfigError, parse, to_dict
+from initstudy.run.runs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
+
+HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
+MAX_WORKERS = 64
+ROW_TAG = "initstudy.sweep_row"  # a child's row of sweep.json, kept on the child (a resumed sweep reads it)
+POINT_TAG = "initstudy.point"  # a child's grid point, canonical JSON
+SPEC_TAG = "initstudy.sweep.spec"  # the parent's grid, canonical JSON (resume compares it)
+
+
+def add_arguments(parser):
+    parser.add_argument("--study", default="ablate", help=f"one of {', '.join(studies.STUDIES)}")
+    parser.add_argument("--grid", default="", help='axes, e.g. "init=xavier,kaiming;depth=6,12,24;seed=0,1,2"')
+    parser.add_argument("--set", dest="fixed", default="", help='fixed parameters, e.g. "steps=200;activation=tanh"')
+    parser.add_argument("--inits", default="", help="shorthand for the axis init (default uniform,xavier,kaiming)")
+    parser.add_argument("--depths", default="", help="shorthand for the axis depth (default 6,12,24)")
+    parser.add_argument("--seeds", default="", help="shorthand for the axis seed (default 0,1,2)")
+    parser.add_argument("--steps", default="", help="shorthand for set steps=N")
+    parser.add_argument("--workers", default="2", help=f"LocalCluster worker processes, 1..{MAX_WORKERS}")
+    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786 or tls://...: a running Dask cluster "
+                        "(default: DASK_SCHEDULER_ADDRESS, else a LocalCluster)")
+    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED sweep parent to continue")
+    parser.add_argument("--tls-ca-file", "--tls_ca_file", dest="tls_ca_file", default="")
+    parser.add_argument("--tls-cert", "--tls_cert", dest="tls_cert", default="")
+    parser.add_argument("--tls-key", "--tls_key", dest="tls_key", default="")
+    parser.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
+
+
+@dataclass(frozen=True)
+class _Workers:  # parsed like a config, so a bad value gets the same one-line message
+    workers: int = 2
+
+    def validate(self):
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers must be in 1..{MAX_WORKERS}, got {self.workers}")
+
+
+def where(args) -> dict:
+    """The engine's settings, validated: {workers, scheduler, tls}."""
+    workers = parse(_Workers, {"workers": args.workers}).workers
+    scheduler = (args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS", "")).strip()
+    tls = {k: str(getattr(args, k) or "").strip() for k in ("tls_ca_file", "tls_cert", "tls_key")}
+    if scheduler and not re.fullmatch(r"(tcp|tls)://[^\s/]+:\d+", scheduler):
+        raise ConfigError(f"scheduler must be tcp://HOST:PORT or tls://HOST:PORT; got {scheduler!r}")
+    if any(tls.values()):
+        if not scheduler.startswith("tls://"):
+            raise ConfigError("tls_ca_file/tls_cert/tls_key apply to a scheduler=tls://HOST:PORT "
+                              "(a LocalCluster stays on 127.0.0.1)")
+        for k, path in tls.items():
+            if not path or not Path(path).is_file():
+                raise ConfigError(f"{k} must name a readable file (all three are needed); got {path!r}")
+    resume = str(args.resume or "").strip()
+    if resume and not re.fullmatch(r"[0-9a-f]{32}", resume):
+        raise ConfigError(f"resume must be a run id (32 hex digits); got {resume!r}")
+    return {"workers": workers, "scheduler": scheduler, "tls": tls, "resume": resume}
+
+
+def main(args):
+    g = grid_mod.build(args.study, args.grid, args.fixed, args.inits, args.depths, args.seeds, args.steps)
+    opts = where(args)
+    out = run(g, opts, args.tracking_uri)
+    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
+    print(f"sweep: logged run {out['run_ids']['top']}: {len(g.points)} runs ({out['kept']} kept from before), "
+          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}\n  mlflow ui: {out['link']}")
+    if failed:
+        raise JobFailed(f"{failed} of {len(g.points)} sweep runs failed: " + "; ".join(
+            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+
+
+def point_key(p) -> str:
+    return json.dumps({k: v for k, v in p.values.items()}, sort_keys=True)
+
+
+def _previous(tracker, g, parent_id: str) -> dict:
+    """A resumed sweep: {point key: row} of the parent's FINISHED children, after checking the parent
+    is a KILLED or FAILED sweep of this very grid (else ConfigError, one line)."""
+    run = tracker.get_run(parent_id)
+    if run is None or run.data.tags.get(tracking.ROLE_TAG) != "parent" or SPEC_TAG not in run.data.tags:
+        raise ConfigError(f"resume={parent_id} is not a sweep parent run in this tracking store")
+    if run.info.status not in ("KILLED", "FAILED"):
+        raise ConfigError(f"resume={parent_id}: the sweep is {run.info.status}; only a KILLED or FAILED one resumes")
+    if run.data.tags[SPEC_TAG] != g.spec():
+        was = json.loads(run.data.tags[SPEC_TAG])
+        diff = [k for k in ("study", "axes", "fixed") if was[k] != json.loads(g.spec())[k]]
+        raise ConfigError(f"resume={parent_id}: this command's {' and '.join(diff)} differ from the sweep's "
+                          f"({grid_mod.Grid(was['study'], was['axes'], was['fixed']).text()}); "
+                          "resume with the same grid and set")
+    kept = {}
+    for child in tracker.search(f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'"):
+        tags = child.data.tags
+        if child.info.status == "FINISHED" and POINT_TAG in tags and ROW_TAG in tags:
+            kept.setdefault(tags[POINT_TAG], json.loads(tags[ROW_TAG]))
+    return kept
+
+
+def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = None, kind: str = "sweep",
+        record_parent=None) -> dict:
+    """Start the engine (first: an unreachable scheduler fails before any run is opened), open the
+    parent (or reopen it) and a child per point to compute, record each result as it arrives.
+    A study whose whole point is a grid (phase) records in its lab's experiment (record_in), names
+    its parent `kind` and records its own summary on it: record_parent(tracker, rid, g, rows, prov, timing)."""
+    from initstudy.run import engine as engine_mod
+
+    signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
+    study = studies.STUDIES[g.study]
+    job = importlib.import_module(f"initstudy.studies.{g.study}.job")
+    security = engine_mod.security(opts["tls"]["tls_ca_file"], opts["tls"]["tls_cert"], opts["tls"]["tls_key"]) \
+        if opts["scheduler"] else None
+    try:
+        engine = engine_mod.Engine(opts["workers"], opts["scheduler"], security).__enter__()
+    except engine_mod.EngineError as e:
+        raise JobFailed(str(e)) from None
+    with engine:
+        t_up, cpu_up = time.perf_counter(), time.thread_time()  # the floor counts from here
+        tracker = tracking.Tracker(tracking_uri) if opts["resume"] else None
+        kept = _previous(tracker, g, opts["resume"]) if opts["resume"] else {}
+        todo = [p for p in g.points if point_key(p) not in kept]
+        # submitted before MLflow loads and the runs open: the workers compute meanwhile
+        arrivals = engine.map(studies.compute, [(g.study, p.config, p.init) for p in todo])
+        tracker = tracker or tracking.Tracker(tracking_uri)
+        if opts["resume"] and os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` opened a run for this command
+            tracker.log(os.environ["MLFLOW_RUN_ID"], tags={tracking.ROLE_TAG: "resume", "mlflow.runName": "sweep-resume",
+                                                          "initstudy.resumes": opts["resume"]})
+        child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
+                                **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
+        parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
+        with run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
+                     child_tags=child_tags, top=opts["resume"] or None, child_name=lambda label: label,
+                     record_in=record_in or labs.sweep_experiment(study.experiment)) as ids:
+            prov, date = provenance.collect(), today()
+            experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
+            rows = {k: row for k, row in kept.items()}
+            print(f"{kind}: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
+                  file=sys.stderr, flush=True)
+            record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
+            failed = 0
+            with progress.bar(len(todo), kind, "runs") as bar:
+                for i, got, error in arrivals:
+                    # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
+                    # the request (and the flush after it), as in ablate's streaming
+                    with parallel.signals_held():
+                        c0 = time.thread_time()
+                        p = todo[i]
+                        rid = ids[p.label]
+                        row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
+                               "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
+                        if error is None:
+                            r, machine, (seconds, cpu) = got
+                            compute += seconds
+                            compute_cpu += cpu
+                            mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
+                                          "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
+                            params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
+                                                                                mlflow_ids)
+                            row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
+                            tags[ROW_TAG] = json.dumps(row)
+                            tags[tracking.NOTE_TAG] = getattr(notes, g.study)([r], child=True)
+                            record(tracker, rid, params, metrics, artifacts, tags)
+                        else:
+                            failed += 1
+                            tracker.log(rid, params=common_params(to_dict(p.config), prov),
+                                        tags={"initstudy.error": error[:500]})
+                        tracker.end(rid, row["status"])
+                        ids.closed[rid] = row["status"]
+                        rows[point_key(p)] = row
+                        record_cpu += time.thread_time() - c0
+                        bar.set_postfix_str(f"{failed} failed", refresh=False)
+                        bar.update(1)
+            wall = time.perf_counter() - t_up
+            ordered = [rows[point_key(p)] for p in g.points]
+            timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
+                      "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
+                      "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
+            (record_parent or _record_parent)(tracker, ids["top"], g, ordered, prov, timing)
+            link = tracker.ui_link(ids["top"])
+            if any(r["status"] != "FINISHED" for r in ordered):
+                ids.closed[ids["top"]] = "FAILED"
+                tracker.end(ids["top"], "FAILED")
+        return {"run_ids": ids, "rows": ordered, "wall_seconds": wall, "where": engine.where(), "kept": len(kept),
+                "timing": timing, "link": link}
+
+
+def _record_parent(tracker, rid, g, rows, prov, timing):
+    """sweep.json (one row per child, built from the results), sweep.png, and per-line medians as metrics."""
+    study = studies.STUDIES[g.study]
+    key = study.panels[0][0]
+    metrics = [("runs_failed", sum(r["status"] != "FINISHED" for r in rows), 0),
+               ("wall_seconds", timing["wall_seconds"], 0)]
+    x, lines = plots.sweep_axes(g.axes)
+    if x is not None and all(isinstance(v, int) for v in g.axes[x]):  # a metric's step is an integer
+        for line, members in plots.sweep_lines(rows, lines).items():
+            for xv in g.axes[x]:
+                vals = [r[key] for r in members if r[x] == xv and r.get(key) is not None and r["status"] == "FINISHED"]
+                if vals:
+                    metrics.append((f"{key}_median/{line.replace(' ', '_').replace('=', '')}", float(np.median(vals)), xv))
+    params = {"runs": len(rows), **provenance.flatten({k: prov[k] for k in ("versions", "hardware", "blas", "git")}),
+              "blas.threads_pinned": provenance.BLAS_THREADS}
+    doc = {"experiment": study.experiment, "study": g.study, "axes": g.axes, "fixed": g.fixed, **timing, "runs": rows}
+    failed = sum(r["status"] != "FINISHED" for r in rows)
+    note = (f"Sweep of {g.study} over {g.text()}: {len(rows)} runs, {failed} failed.\n\nsweep.png (Artifacts) draws "
+            f"{key} per line against the grid; sweep.json holds one row per child; each child holds exactly what "
+            f"`{g.study}` records alone for its config, its description says what happened.")
+    record(tracker, rid, params, metrics, {
+        "sweep.json": write_text(results.dumps(doc)),
+        "sweep.png": lambda path: plots.sweep_summary(rows, path, g.axes, study.panels,
+                                                      title=f"Sweep ({g.study}): {g.text()}"),
+    }, {tracking.NOTE_TAG: note})

@@ -1,0 +1,1 @@
+"""The trainability phase diagram (Schoenholz et al. 2017)."""

@@ -1,0 +1,146 @@
+"""`phase`: the trainability phase diagram (Schoenholz et al. 2017) as a parent run with a child per
+cell (sigma_w^2, depth, seed), computed on the Dask sweep engine (jobs/sweep.py), recorded in the
+lab's experiment. The parent holds phase.json (the grid), phase.png, manifest.json and the verdict:
+critical_sigma_w2, agreement, deepest_trained_depth (step = the sigma_w^2 index in the grid)."""
+from dataclasses import fields
+from functools import partial
+
+from initstudy.run import grid as grid_mod
+from initstudy.core import data, theory
+from initstudy.record import keys, manifest, plots, results, tracking
+from initstudy.studies.phase import compute as phase
+from initstudy.studies.phase import verdict as T
+from initstudy.core.config import parse, to_dict
+from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, provenance_params,
+                            record, summary_metrics, today, write_text)
+from initstudy.run import sweep as sweep_job
+from initstudy.studies.phase.compute import EXPERIMENT, PhaseConfig
+
+HELP = "the trainability phase diagram: which (sigma_w^2, depth) of a tanh MLP trains on MNIST-1D, vs 6 xi_c"
+
+
+def add_arguments(parser):
+    add_common_arguments(parser, PhaseConfig, init=False)
+    parser.add_argument("--workers", default="2", help="LocalCluster worker processes")
+    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786: a running Dask cluster")
+    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED phase parent to continue")
+    parser.set_defaults(tls_ca_file="", tls_cert="", tls_key="")
+
+
+def build_grid(config: PhaseConfig):
+    """The sweep grid of the study `phase`: init x sigma_w2 x depth x seed, the shared fields fixed."""
+    g = config.grid()
+    axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(repr, v))}" for k, v in g.items())
+    fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
+    return grid_mod.build("phase", axes, fixed)
+
+
+def main(args):
+    config = parse(PhaseConfig, {f.name: getattr(args, f.name) for f in fields(PhaseConfig)
+                                 if getattr(args, f.name) is not None})  # init: a field here, checked by validate()
+    g = build_grid(config)
+    opts = sweep_job.where(args)
+    held = {}  # the parent's phase.json, for the line printed below
+    out = sweep_job.run(g, opts, args.tracking_uri, record_in=EXPERIMENT, kind="phase",
+                        record_parent=partial(record_parent, config, held))
+    v = held["doc"]["verdict"]
+    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
+    print(f"phase: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
+          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; agreement {_fraction(v['agreement'])} "
+          f"({len(v['disagreeing'])} cells disagree), critical sigma_w2 {v['critical_sigma_w2']:.4g}"
+          f"\n  mlflow ui: {out['link']}")
+    if failed:
+        raise JobFailed(f"{failed} of {len(g.points)} cells failed: " + "; ".join(
+            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+
+
+def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
+    """(params, metrics, tags, artifacts) of one cell: its config and seeds, the loss every step, the summary."""
+    params = common_params(to_dict(config), prov, init=r.init, weight_seed=r.weight_seed)
+    metrics = [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + summary_metrics(r.summary())
+    outcome = "diverged" if r.steps_to_nan is not None else "trained" if T.trained(r.train_acc) else "untrained"
+    return params, metrics, {tracking.OUTCOME_TAG: outcome}, {}
+
+
+def cells_of(rows: list) -> list:
+    """phase.json's cells: the finished rows with what the verdict and the figure read."""
+    keep = ("label", "init", "sigma_w2", "depth", "seed", "run_id", "weight_seed", "train_acc", "test_acc",
+            "final_train_loss", "steps_to_nan", "last_loss", "loss_sha256", "chi1", "xi_c", "six_xi_c",
+            "compute_seconds", "compute_cpu_seconds")
+    return [{k: r.get(k) for k in keep} for r in rows if r["status"] == "FINISHED"]
+
+
+def document(config: PhaseConfig, rows: list, timing: dict) -> dict:
+    """phase.json: the study's config, the grid, every cell, the theory curve and the verdict."""
+    g = config.grid()
+    cells = cells_of(rows)
+    crit = theory.critical_sw2(config.activation, config.sigma_b2)
+    v = T.verdict(cells, g["sigma_w2"], g["depth"], crit)
+    return {"experiment": EXPERIMENT, "config": {**to_dict(config), "input_scaling": phase.INPUT_SCALING,
+                                                 "trained_rule": f"train_acc >= {T.TRAINED_ACC:g}"},
+            "grid": g, "critical_sigma_w2": crit, "theory_curve": phase.theory_curve(config), "verdict": v,
+            "timing": timing, "failed": [r["label"] for r in rows if r["status"] != "FINISHED"], "cells": cells}
+
+
+def summary(doc: dict) -> dict:
+    """The manifest's results_summary: the verdict's numbers."""
+    v = doc["verdict"]
+    return {"critical_sigma_w2": v["critical_sigma_w2"], "agreement": v["agreement"], "cells": v["cells"],
+            "trained_cells": v["trained_cells"], "disagreeing_cells": len(v["disagreeing"]),
+            "all_disagreeing_near_boundary": v["all_disagreeing_near_boundary"],
+            "peak_near_critical": v["peak_near_critical"],
+            "deepest_trained_depth": dict(zip(map(repr, doc["grid"]["sigma_w2"]), v["deepest_trained_depth"]))}
+
+
+def parent_metrics(doc: dict) -> list:
+    v = doc["verdict"]
+    return ([("critical_sigma_w2", v["critical_sigma_w2"], 0), ("agreement", v["agreement"], 0),
+             ("trained_cells", v["trained_cells"], 0), ("disagreeing_cells", len(v["disagreeing"]), 0),
+             ("runs_failed", len(doc["failed"]), 0), ("wall_seconds", doc["timing"]["wall_seconds"], 0)]
+            + [("deepest_trained_depth", d, i) for i, d in enumerate(v["deepest_trained_depth"])])
+
+
+def seeds_of(config: PhaseConfig, cells: list) -> dict:
+    """The seeds a re-run needs: the data's and batches', and each (depth, seed)'s weight seed."""
+    return {**config.stream_seeds(), **{f"weights/d{c['depth']}/s{c['seed']}": c["weight_seed"] for c in cells}}
+
+
+def _fraction(x) -> str:
+    return "n/a (no cell finished)" if x is None else f"{x:.3f}"
+
+
+def description(doc: dict) -> str:
+    v = doc["verdict"]
+    deep = ", ".join(f"{s:g}: {d}" for s, d in zip(doc["grid"]["sigma_w2"], v["deepest_trained_depth"]))
+    return (f"{v['cells']} cells, {v['trained_cells']} trained (train acc >= {T.TRAINED_ACC:g}); agreement with "
+            f"depth <= 6 xi_c: {_fraction(v['agreement'])}; {len(v['disagreeing'])} cells disagree"
+            f"{' (all next to the boundary)' if v['all_disagreeing_near_boundary'] else ''}. Critical sigma_w^2 = "
+            f"{v['critical_sigma_w2']:.6g}. Deepest trained depth per sigma_w^2: {deep}.\n\nphase.png (Artifacts) "
+            "is the diagram; phase.json holds every cell; each child is one cell, its description says whether "
+            "it trained and what the theory said.")
+
+
+def data_block(tracker, rid, config: PhaseConfig) -> dict:
+    """The set as the cells trained on it (standardized), logged as the parent's MLflow dataset input; the
+    manifest's data block: its identity, generator arguments, scaling and the arrays' sha256."""
+    ds = phase.dataset(config)
+    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
+    shape = data.source(config.data).shape
+    return {**data.identity(config.data, config.data_seed, shape, ds), "input_scaling": phase.INPUT_SCALING,
+            "dataset_digest": digest}
+
+
+def record_parent(config: PhaseConfig, held: dict, tracker, rid, g, rows, prov, timing):
+    held["doc"] = doc = document(config, rows, timing)
+    mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
+                        config=to_dict(config), inits=[config.init], results_summary=summary(doc),
+                        seeds=seeds_of(config, doc["cells"]),
+                        mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
+                                "experiment_id": tracker.client.get_run(rid).info.experiment_id,
+                                "parent_run_id": rid, "run_ids": {c["label"]: c["run_id"] for c in doc["cells"]}})
+    mf["data"] = data_block(tracker, rid, config)
+    record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, parent_metrics(doc), {
+        "phase.json": write_text(results.dumps(doc)),
+        "phase.png": lambda path: plots.phase_diagram(doc, path, T.TRAINED_ACC),
+        "manifest.json": write_text(manifest.dumps(mf)),
+    }, {tracking.NOTE_TAG: description(doc)})
