@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from initstudy.core import nn
+from initstudy.core import nn, optim
 
 
 def scratch(like):
@@ -34,11 +34,16 @@ def scratch(like):
 
 
 class FastMLP:
-    def __init__(self, model: nn.MLP, lr: float, momentum: float, batch: int):
+    def __init__(self, model: nn.MLP, lr: float, momentum: float, batch: int, lrs=None, optimizer: str = "sgd"):
+        """lrs: per Linear, (lr of W, lr of b) (a parametrization's; default lr for all); optimizer sgd
+        (momentum, nn.SGD's) or adam (core/optim.py's kernel, momentum unused)."""
         if any(isinstance(l, nn.BatchNorm1d) for l in model.layers):
             raise ValueError("FastMLP covers norm=none; use the nn.py reference for batchnorm")
-        self.lr, self.momentum = lr, momentum
+        self.lr, self.momentum, self.optimizer = lr, momentum, optimizer
         linears = model.linears
+        self.lrs = [(lr, lr)] * len(linears) if lrs is None else [tuple(p) for p in lrs]
+        self.mults = [l.mult for l in linears]  # None, or NTK's 1/sqrt(fan_in) on x @ W
+        self.t = 0  # Adam's step count
         self.acts = [act for _, _, act in model.blocks]  # activation class per block; Identity for logits
         self.W = [np.array(l.weight, order="C") for l in linears]
         self.b = [np.array(l.bias, order="C") for l in linears]
@@ -48,12 +53,16 @@ class FastMLP:
         self.tW, self.tb = scratch(self.W), scratch(self.b)  # lr * v
         dtype = self.W[0].dtype
         # the reference's Python scalars, cast once as numpy casts them per call (weak scalars, NEP 50)
-        self._mu, self._lr, self._zero = dtype.type(momentum), dtype.type(lr), dtype.type(0)
+        self._mu, self._zero = dtype.type(momentum), dtype.type(0)
+        self._lrs = [(dtype.type(a), dtype.type(b)) for a, b in self.lrs]
+        if optimizer == "adam":  # Adam's second moments; vW, vb above hold its first
+            self.sW, self.sb = [np.zeros_like(w) for w in self.W], [np.zeros_like(b) for b in self.b]
         self.x = np.empty((batch, self.W[0].shape[0]), dtype)
         self._zeros = {}  # shape -> zeros, the other operand of ReLU's np.maximum
         self.h, self.z = self._outputs(batch)  # block outputs (post-activation; logits last), pre-activations
         self.g = [np.zeros_like(h) for h in self.h]  # dLoss/d(block output); g[-1] is dlogits
         self.gpre = scratch(self.h[:-1])  # dLoss/d(pre-activation), hidden blocks
+        self.dm = scratch(self.h)  # dLoss/d(x @ W) where a forward multiplier scales it
         self.tmp = scratch([np.empty(h.shape, bool if a is nn.ReLU else dtype) for h, a in zip(self.h[:-1], self.acts)])
         self._eval = {}  # rows -> output buffers for evaluation batches
 
@@ -66,14 +75,18 @@ class FastMLP:
         return outs, pres
 
     def forward(self, x, outs, pres):
-        for W, b, h, z, act in zip(self.W, self.b, outs, pres, self.acts):
+        for W, b, h, z, act, mult in zip(self.W, self.b, outs, pres, self.acts, self.mults):
             if z is not None:  # nn.Pointwise: out = fn(x @ W + b), x kept
                 np.matmul(x, W, out=z)
+                if mult is not None:
+                    z *= mult
                 z += b
                 np.copyto(h, act.fn(z))
                 x = h
                 continue
             np.matmul(x, W, out=h)
+            if mult is not None:
+                h *= mult
             h += b
             if act is nn.ReLU:
                 np.maximum(h, self._zeros[h.shape], out=h)
@@ -88,25 +101,36 @@ class FastMLP:
         return nn.cross_entropy(self.forward(self.x, self.h, self.z), y_all[idx])
 
     def backward_update(self, dlogits, keep_grads=True):
-        """Backward from dlogits, each layer's SGD step (v = mu v + g; p -= lr v) right after its grads.
-        keep_grads=False: the weight and bias grads go to one scratch buffer, so params() does not hold
-        this step's grads (for steps whose diagnostics nobody reads; measured: the float32 step ~5 % faster)."""
+        """Backward from dlogits, each layer's step right after its grads (SGD: v = mu v + g; p -= lr v;
+        Adam: optim.adam_step). keep_grads=False: the weight and bias grads go to one scratch buffer, so
+        params() does not hold this step's grads (for steps whose diagnostics nobody reads; measured: the
+        float32 step ~5 % faster)."""
         self.g[-1] = d = dlogits
-        mu, lr = self._mu, self._lr
+        self.t += 1
         gW, gb = (self.gW, self.gb) if keep_grads else (self._gW, self._gb)
-        tW, tb = (self.tW, self.tb) if keep_grads else (gW, gb)  # a grad not kept is dead after v += g
         for i in range(len(self.W) - 1, -1, -1):
-            np.matmul((self.h[i - 1] if i else self.x).T, d, out=gW[i])
+            dm = d if self.mults[i] is None else np.multiply(d, self.mults[i], out=self.dm[i])  # nn.Linear's d
+            np.matmul((self.h[i - 1] if i else self.x).T, dm, out=gW[i])
             np.sum(d, axis=0, out=gb[i])
             if i:
-                np.matmul(d, self.W[i].T, out=self.g[i - 1])  # with W before its update
-            for p, g, v, t in ((self.W[i], gW[i], self.vW[i], tW[i]), (self.b[i], gb[i], self.vb[i], tb[i])):
-                v *= mu
-                v += g
-                np.multiply(v, lr, out=t)  # the reference's `lr * v`, then p -= it
-                p -= t
+                np.matmul(dm, self.W[i].T, out=self.g[i - 1])  # with W before its update
+            self._update(i, gW[i], gb[i], keep_grads)
             if i:
                 d = self._act_backward(i - 1)
+
+    def _update(self, i, gw, gb, keep_grads):
+        if self.optimizer == "adam":  # the reference's kernel itself, the update left in tW/tb
+            lw, lb = self.lrs[i]
+            optim.adam_step(self.W[i], gw, self.vW[i], self.sW[i], self.t, lw, self.tW[i])
+            optim.adam_step(self.b[i], gb, self.vb[i], self.sb[i], self.t, lb, self.tb[i])
+            return
+        mu, (lw, lb) = self._mu, self._lrs[i]
+        tw, tb = (self.tW[i], self.tb[i]) if keep_grads else (gw, gb)  # a grad not kept is dead after v += g
+        for p, g, v, t, lr in ((self.W[i], gw, self.vW[i], tw, lw), (self.b[i], gb, self.vb[i], tb, lb)):
+            v *= mu
+            v += g
+            np.multiply(v, lr, out=t)  # the reference's `lr * v`, then p -= it
+            p -= t
 
     def _act_backward(self, j):
         act, g = self.acts[j], self.g[j]
@@ -142,11 +166,15 @@ class FastMLP:
         return out
 
     def update_of(self, params, p):
-        """The last step's update of parameter p: lr * v."""
-        for q, v in zip(self.W + self.b, self.vW + self.vb):
+        """The last step's update of parameter p: lr * v (SGD), lr mhat / (sqrt(vhat) + eps) (Adam)."""
+        n = len(self.W)
+        lrs = [w for w, _ in self.lrs] + [b for _, b in self.lrs]
+        for j, (q, v) in enumerate(zip(self.W + self.b, self.vW + self.vb)):
             if q is p:
-                return self.lr * v
-        raise KeyError("not a parameter of this model")
+                if self.optimizer == "adam":
+                    return optim.adam_direction(v, (self.sW + self.sb)[j], self.t, lrs[j], np.empty_like(p))
+                return lrs[j] * v
+        raise KeyError(f"not a parameter of this model ({n} layers)")
 
     def hidden(self):
         """(block outputs, their gradients) of the hidden blocks, for the histograms."""

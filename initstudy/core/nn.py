@@ -12,22 +12,25 @@ from initstudy.core import inits
 
 
 class Linear:
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None = None):
-        self.weight = weight
+    """y = (x @ W) * mult + b; mult None (SP's bits) or a float (NTK's 1/sqrt(fan_in), core/parametrization.py)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None = None, mult: float | None = None):
+        self.weight, self.mult = weight, mult
         self.bias = np.zeros(weight.shape[1], weight.dtype) if bias is None else bias
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = np.zeros_like(self.bias)
 
     def forward(self, x):
         self.x = x
-        self.out = x @ self.weight + self.bias
+        self.out = x @ self.weight + self.bias if self.mult is None else (x @ self.weight) * self.mult + self.bias
         return self.out
 
     def backward(self, dout):
         self.grad_out = dout
-        self.grad_weight = self.x.T @ dout
+        d = dout if self.mult is None else dout * self.mult  # dLoss/d(x @ W)
+        self.grad_weight = self.x.T @ d
         self.grad_bias = dout.sum(axis=0)
-        return dout @ self.weight.T
+        return d @ self.weight.T
 
     def params(self):
         return [(self.weight, self.grad_weight), (self.bias, self.grad_bias)]
@@ -318,13 +321,17 @@ class MLP:
 
     @classmethod
     def build(cls, rng, *, depth, width, input_dim, classes, activation="relu", norm="none",
-              init="kaiming", gain=1.0, dtype=np.float64, last_layer_scale=1.0):
+              init="kaiming", gain=1.0, dtype=np.float64, last_layer_scale=1.0, scales=None, mults=None):
+        """scales, mults: per Linear, a factor on its draw (float64, before the cast) and its forward
+        multiplier (a parametrization's, core/parametrization.py); None: neither (SP's bits)."""
         dims = [input_dim] + [width] * (depth - 1) + [classes]
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == depth - 1
             w = inits.sample_weights(init, rng, fan_in, fan_out, gain) * (last_layer_scale if last else 1.0)
-            layers.append(Linear(w.astype(dtype)))
+            if scales is not None:
+                w = w * scales[i]
+            layers.append(Linear(w.astype(dtype), mult=None if mults is None else mults[i]))
             if not last:
                 if norm == "batchnorm":
                     layers.append(BatchNorm1d(fan_out, dtype))
@@ -395,22 +402,24 @@ def evaluate(model, x, y) -> tuple[float, float]:
 
 
 class SGD:
-    """SGD with momentum, PyTorch's form: v = mu*v + g; p -= lr*v."""
+    """SGD with momentum, PyTorch's form: v = mu*v + g; p -= lr*v. lrs: one lr per parameter (a
+    parametrization's), else lr for all."""
 
-    def __init__(self, params, lr, momentum=0.0):
+    def __init__(self, params, lr, momentum=0.0, lrs=None):
         self.lr, self.momentum = lr, momentum
+        self.lrs = [lr] * len(params) if lrs is None else list(lrs)
         self.velocity = [np.zeros_like(p) for p, _ in params]
 
     def step(self, params):
-        for v, (p, g) in zip(self.velocity, params):
+        for v, (p, g), lr in zip(self.velocity, params, self.lrs):
             v *= self.momentum
             v += g
-            p -= self.lr * v
+            p -= lr * v
 
     def update_of(self, params, p):
         """The last step's update of parameter p: lr * v."""
         i = next(i for i, (q, _) in enumerate(params) if q is p)
-        return self.lr * self.velocity[i]
+        return self.lrs[i] * self.velocity[i]
 
 
 class Embedding:

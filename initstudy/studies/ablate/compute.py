@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy.core import data, diagnostics, fastmlp, inits, lsuv, nn, seeds
+from initstudy.core import data, diagnostics, fastmlp, inits, lsuv, nn, optim, seeds
+from initstudy.core import parametrization as P
 
 from initstudy.record import labs
 from initstudy.core.config import at_least, one_of, positive, ConfigError
@@ -47,6 +48,9 @@ class AblateConfig:
     n_val: int = 0
     eval_every: int = 10
     diag_every: int = 10
+    param: str = "sp"  # sp | ntk | mup: how init and lr scale with width (core/parametrization.py)
+    base_width: int = 64  # the width at which mup equals sp (m = width / base_width)
+    optimizer: str = "sgd"  # sgd (momentum) | adam (b1 0.9, b2 0.999, eps 1e-8; momentum unused)
 
     def __post_init__(self):  # the shape the dataset gives where none was asked for
         if self.data in data.DATASETS:
@@ -73,6 +77,12 @@ class AblateConfig:
         one_of("activation", self.activation, tuple(nn.ACTIVATIONS))
         one_of("norm", self.norm, NORMS)
         one_of("dtype", self.dtype, DTYPES)
+        P.check(self.param, self.optimizer, self.depth, self.width, self.base_width)
+
+    def layers(self) -> list:
+        """Each Linear's parametrization numbers (P.Layer): kind, init std factor, forward mult, lr factors."""
+        dims = [self.input_dim] + [self.width] * (self.depth - 1) + [self.classes]
+        return P.layers(self.param, self.optimizer, dims, self.base_width)
 
     def weight_seed(self, init: str) -> int:
         return seeds.derive_seed(self.seed, f"ablate/weights/{init}")
@@ -165,9 +175,31 @@ def outcome_of(losses, steps_to_nan, level) -> tuple[str, int | None]:
 
 
 def build_model(config: AblateConfig, init: str) -> nn.MLP:
+    ls = config.layers()
+    sp = config.param == "sp"  # SP draws and runs as before the parametrizations (no factor, no mult)
     return nn.MLP.build(seeds.rng(config.weight_seed(init)), depth=config.depth, width=config.width,
                         input_dim=config.input_dim, classes=config.classes, activation=config.activation,
-                        norm=config.norm, init=init, gain=config.gain, dtype=np.dtype(config.dtype))
+                        norm=config.norm, init=init, gain=config.gain, dtype=np.dtype(config.dtype),
+                        scales=None if sp else [l.init_std for l in ls],
+                        mults=None if sp else [None if l.forward_mult == 1 else l.forward_mult for l in ls])
+
+
+def layer_lrs(config: AblateConfig) -> list[tuple[float, float]]:
+    """Per Linear, (lr of W, lr of b): lr times the parametrization's factors (x 1.0 is exact: SP's bits)."""
+    return [(config.lr * l.lr_weight, config.lr * l.lr_bias) for l in config.layers()]
+
+
+def param_lrs(config: AblateConfig, model: nn.MLP) -> list[float]:
+    """One lr per entry of model.params(): a Linear's W and b, then a BatchNorm's gamma and beta at its
+    block's bias lr (vector-like parameters, Table 3's "all biases" column)."""
+    per, out, i = layer_lrs(config), [], -1
+    for layer in model.layers:
+        if isinstance(layer, nn.Linear):
+            i += 1
+            out += list(per[i])
+        elif isinstance(layer, nn.BatchNorm1d):
+            out += [per[i][1]] * 2
+    return out
 
 
 def dataset(config: AblateConfig) -> data.Dataset:
@@ -177,8 +209,11 @@ def dataset(config: AblateConfig) -> data.Dataset:
 class ReferenceCore:
     """The straightforward nn.py loop (any norm) behind the interface fastmlp.FastMLP has."""
 
-    def __init__(self, model: nn.MLP, lr: float, momentum: float):
-        self.model, self.opt = model, nn.SGD(model.params(), lr, momentum)
+    def __init__(self, model: nn.MLP, lr: float, momentum: float, lrs=None, optimizer: str = "sgd"):
+        """lrs: one per entry of model.params() (param_lrs), default lr for all."""
+        self.model = model
+        self.opt = (optim.Adam(model.params(), lrs or [lr] * len(model.params())) if optimizer == "adam"
+                    else nn.SGD(model.params(), lr, momentum, lrs))
 
     def loss(self, x_all, y_all, idx):
         return nn.cross_entropy(self.model.forward(x_all[idx]), y_all[idx])
@@ -221,8 +256,9 @@ def prepare(config: AblateConfig, init: str, ds: data.Dataset | None = None):
     model = build_model(config, init)
     report = apply_lsuv(config, model, ds or dataset(config)) if inits.INITS[init].needs_data else None
     if config.norm == "none":
-        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch), report
-    return ReferenceCore(model, config.lr, config.momentum), report
+        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch, layer_lrs(config),
+                               config.optimizer), report
+    return ReferenceCore(model, config.lr, config.momentum, param_lrs(config, model), config.optimizer), report
 
 
 def make_core(config: AblateConfig, init: str, ds: data.Dataset | None = None):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from initstudy.studies.ablate import compute as ablate_mod
 from initstudy.core import data, inits
+from initstudy.core import parametrization as P
 from initstudy.record import keys, manifest, notes, progress, provenance, results, tracking
 from initstudy.run import parallel
 from initstudy.studies.ablate.compute import EXPERIMENT, AblateConfig
@@ -141,7 +142,7 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
         mf["data"] = data_block
     mf.update(lsuv_manifest([r]))
     lsuv_params, _, lsuv_tags = lsuv_record(r.lsuv)
-    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block),
+    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block), **P.as_params(config.layers()),
                            **lsuv_params)
     artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
@@ -183,7 +184,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 metrics = recorded_after(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
-                params = common_params(cfg, prov, init=init, **data_params(config, block))
+                params = common_params(cfg, prov, init=init, **data_params(config, block), **P.as_params(config.layers()))
                 mf = manifest.build(
                     experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                     inits=[r.init for r in group], results_summary=ablate_summary(group), mlflow=mlflow_ids,
