@@ -1,11 +1,17 @@
-"""The lab folders' README.md, written from the measured numbers (lab 00 Block C, lab 01 Block D).
+"""The lab folders' README.md: a study's numbers, written out by its Jinja2 template (lab 00 Block C, lab 01 Block D).
 
-Pure: results document + manifest in, text out. Exact values are printed with repr (they equal the
-runs' metrics bit for bit); prose rounds to 4 significant digits. Where the lab's expectation and
-the measurement disagree, the text says so.
+studies/<study>/readme.py:numbers(doc, manifest) -> dict computes every number and verdict the prose
+states (pure: tests pin them); studies/<study>/readme.md.j2 holds the prose. Exact values print with
+repr (`|exact`: they equal the runs' metrics bit for bit); prose rounds to 4 significant digits
+(`|g`). Where the lab's expectation and the measurement disagree, the text says so. In a template, a
+line ending in `{# -#}` continues on the next one (Jinja drops the newline and the indent).
 """
+import functools
+import importlib
 import math
+from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from initstudy.core import inits, theory
@@ -14,12 +20,56 @@ from initstudy.record import results
 from initstudy.studies.ablate.compute import FLAT_BAND
 
 
-def _g(x, digits=4) -> str:
+def g(x, digits=4) -> str:
+    """Prose: `digits` significant digits; n/a for a missing or non-finite number."""
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
-def _exact(x) -> str:
+def exact(x) -> str:
+    """A metric as recorded: repr, so it equals the run's value bit for bit; None is JSON's null."""
     return "null" if x is None else repr(x)
+
+
+_g, _exact = g, exact
+
+
+def _defined(f):
+    """A filter that names the missing number (StrictUndefined's error) instead of failing inside f."""
+    def filter(x, *args):
+        return str(x) if isinstance(x, jinja2.Undefined) else f(x, *args)  # str() raises for StrictUndefined
+    return filter
+
+
+@functools.cache
+def _templates(folder: str) -> jinja2.Environment:
+    """The study's folder first, then this one (readme_macros.md.j2: what every README says alike)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([folder, str(Path(__file__).parent)]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters.update({k: _defined(f) for k, f in dict(g=g, exact=exact, fmt=format, label=label).items()})
+    return env
+
+
+def study_readme(name: str):
+    """The module holding a study's numbers(); its readme.md.j2 sits beside it."""
+    return importlib.import_module(f"initstudy.studies.{name}.readme")
+
+
+def render(name: str, doc: dict, manifest: dict, **extra) -> str:
+    """The README.md of study `name` from its results document and manifest (`extra`: what its
+    numbers() takes besides, e.g. walk's ReLU companion)."""
+    module = study_readme(name)
+    numbers = module.numbers(doc, manifest, **extra)
+    template = _templates(str(Path(module.__file__).parent)).get_template("readme.md.j2")
+    return template.render(numbers, manifest=manifest)
+
+
+def label(init: str) -> str:
+    """An init's name as the tables print it (e.g. 'xavier N(0, 1/n)')."""
+    return inits.INITS[init].label if init in inits.INITS else init
+
+
+_label = label
 
 
 def _runs(mf: dict) -> str:
@@ -29,10 +79,6 @@ def _runs(mf: dict) -> str:
     store = f" in `{m['tracking_uri']}`" if m.get("tracking_uri") else ", a local store"
     return (f"MLflow: experiment {mf['experiment']} (id {m['experiment_id']}{store}); {parent}runs {ids}. "
             f"git {mf['git']['commit'][:12]} (dirty: {mf['git']['dirty']}), {mf['date']}.")
-
-
-def _label(init):
-    return inits.INITS[init].label if init in inits.INITS else init
 
 
 # --- lab 00
@@ -311,86 +357,7 @@ def ablate(doc: dict, mf: dict) -> str:
 
 def scaling(doc: dict, mf: dict) -> str:
     """projects/02-why-sqrt-n/README.md: the lab's "why", answered from the measured numbers."""
-    c, dot, s = doc["config"], doc["dot"], doc["summary"]
-    widths = dot["widths"]
-    sc = {k: {q: np.array(b[q], float) for q in ("var", "theory", "se")} for k, b in dot["scales"].items()}
-    z = {k: (v["var"] - v["theory"]) / v["se"] for k, v in sc.items()}
-    rows = [f"| {n} | {_g(sc['1']['var'][i])} | {_g(sc['1_over_n']['var'][i])} | {_g(sc['1_over_sqrt_n']['var'][i])} |"
-            for i, n in enumerate(widths)]
-    lab_n = 512 if 512 in widths else widths[len(widths) // 2]
-    beyond = int(sum(np.sum(np.abs(v) > 3) for v in z.values()))
-    i512 = widths.index(lab_n)
-    out = [
-        "# 02-why-sqrt-n: why the weights are scaled by 1/√n",
-        "",
-        "The lab's question: with x and w of n = 512 standard normal entries, Var(x·w) ≈ 512; scaling w by 1/512 "
-        "gives 512/512/512, not 1; only 1/√512 gives 1. Why? Because a dot product is a sum of n independent terms "
-        "x_i·w_i, and variances of independent terms add, while a scale k enters each term's variance squared:",
-        "",
-        "    Var(x·(k z)) = Σ_i Var(x_i) Var(k z_i) = n·k²",
-        "",
-        f"k = 1 gives n, k = 1/n gives n/n² = 1/n, and only k = 1/√n gives n/n = 1, at every width. Measured "
-        f"({dot['draws']} fresh (x, w) pairs per width and scale, `results.json`, `scaling.png` panel 1):",
-        "",
-        "| n | Var, k = 1 (theory n) | Var, k = 1/n (theory 1/n) | Var, k = 1/√n (theory 1) |",
-        "| --- | --- | --- | --- |",
-        *rows,
-        "",
-        f"At the lab's n = {lab_n}: {_g(sc['1']['var'][i512])} (k = 1), {_g(sc['1_over_n']['var'][i512])} (k = 1/n; "
-        f"1/n = {_g(1 / lab_n)}), {_g(sc['1_over_sqrt_n']['var'][i512])} (k = 1/√n). "
-        + (f"Every point lies within 3 standard errors of n·k²" if beyond == 0 else
-           f"{beyond} of {3 * len(widths)} points lie beyond 3 standard errors of n·k²")
-        + ": the sample variance of D draws has relative standard error √((2 + 6/n)/D) "
-        "(x_i·w_i has kurtosis 9), and the largest deviation is " + ", ".join(
-            f"{_g(float(np.max(np.abs(z[k]))), 3)} s.e. (k = {dot['scales'][k]['k']})" for k in z) + ".",
-        "",
-        "## Why it matters more with depth",
-        "",
-        f"A layer multiplies the variance by n·σ² = c² when σ = c/√n. Through {c['depth']} layers of width "
-        f"{c['depth_width']} (batch {c['depth_batch']}, `scaling.png` panels 2 and 3), variance at layer {c['depth']}:",
-        "",
-        "| activation | c | measured | theory |",
-        "| --- | --- | --- | --- |",
-    ]
-    for key, b in doc["depth"].items():
-        out.append(f"| {b['activation']} | {_g(b['c'])} | {_g(b['var'][-1])} | {_g(b['theory'][-1])} |")
-    out += [
-        "",
-        "Theory: c^(2L) for the linear net; c²·(c²/2)^(L−1) for ReLU (it zeroes half of a symmetric input, "
-        "E[ReLU(z)²] = Var(z)/2); the tanh q-map (Gauss–Hermite). A per-layer factor of c² compounds: c = 2 "
-        f"multiplies by 4^{c['depth']} = {_g(4.0 ** c['depth'])}, c = 0.5 divides by as much. The lab's k = 1/n is "
-        f"c = 1/√n = {_g(1 / math.sqrt(c['depth_width']))} at width {c['depth_width']}: a factor "
-        f"{_g(1 / c['depth_width'])} per layer, {_g(float(c['depth_width']) ** -c['depth'])} after {c['depth']}. "
-        "Only c = 1 (linear) or c = √2 (ReLU, Kaiming) holds the variance; tanh with c = 1 decays slowly "
-        "(tanh(z)² < z²).",
-        "",
-        "## And at finite width",
-        "",
-        f"The mean-field value is exact only as n → ∞. Over {c['seeds']} seeds per width, a single input through a "
-        f"Kaiming-ReLU net of width {c['fw_min_width']}…{c['fw_max_width']} and depth up to {c['fw_depth']}: the "
-        "standard deviation of log(var_L / q_L) grows like √(κ·L/n) (Hanin & Nica 2019). Fitted over every "
-        f"(n, L): **κ = {_g(s['kappa_fit'], 3)}**, against κ = {_g(s['kappa_theory'])} from theory (ReLU: a "
-        "χ²-distributed norm over the ~n/2 active units, 4/n per layer, plus the binomial count of active units, "
-        f"1/n). Each point's s.d. over {c['seeds']} seeds has a relative standard error of about "
-        f"1/√(2·(seeds−1)) = {_g(100 / math.sqrt(2 * (c['seeds'] - 1)), 2)}% (κ, its square, twice that; the points "
-        "along L share their seeds, so averaging over them helps less than their number suggests). So 1/√n fixes the "
-        "mean of the variance, not each network's: a deep, narrow net still drifts by about "
-        f"√(κ·L/n) = {_g(math.sqrt(s['kappa_theory'] * c['fw_depth'] / c['fw_min_width']), 3)} in log at L = "
-        f"{c['fw_depth']}, n = {c['fw_min_width']}.",
-        "",
-        "Exact `results_summary` (equal to the run's metrics):",
-        "",
-        *[f"- `{k}`: {_exact(v)}" for k, v in mf["results_summary"].items()],
-        "",
-        _runs(mf),
-        "",
-        "## Reproduce",
-        "",
-        "`python why_sqrt_n.py` (or `initstudy reproduce manifest.json`) re-runs the study from `manifest.json` and "
-        "checks every series in `results.json` bit for bit.",
-        "",
-    ]
-    return "\n".join(out)
+    return render("scaling", doc, mf)
 
 
 # --- 20-trainability
