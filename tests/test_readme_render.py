@@ -11,7 +11,7 @@ from initstudy.publish import readme
 
 pytestmark = pytest.mark.fast
 
-STUDIES = ("scaling", "phase")  # the studies whose README is a template
+STUDIES = ("scaling", "phase", "ablate")  # the studies whose README is a template
 
 
 def experiments() -> dict:
