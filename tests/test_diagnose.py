@@ -10,6 +10,7 @@ from initstudy.core import data, nn
 from initstudy.studies.diagnose import compute as diagnose
 from initstudy.record import keys, provenance
 from initstudy.core.config import ConfigError, parse
+from initstudy.studies import STUDIES
 
 LN27 = -math.log(1 / 27)
 
@@ -237,7 +238,7 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     (run_,) = store.runs()
     rid = run_.info.run_id
     assert run_.info.status == "FINISHED"
-    assert run_.data.tags["initstudy.experiment"] == diagnose.EXPERIMENT and run_.data.tags["initstudy.init"] == "xavier"
+    assert run_.data.tags["initstudy.experiment"] == STUDIES["diagnose"].experiment and run_.data.tags["initstudy.init"] == "xavier"
     p, m = run_.data.params, run_.data.metrics
     assert p["norm"] == "batchnorm" and p["gain"] == repr(5 / 3) and p["vocab"] == "27" and p["lr"] == "1e-1"
     assert p["corpus_words"] == str(len(words)) and p["blas.threads"] == "1" and "vocab" not in m  # a param, not a metric
@@ -270,7 +271,7 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     assert doc["loss"] == expected.losses.tolist() and doc["samples"] == samples
     assert doc["summary"]["dev_loss"] == m["dev_loss"] and doc["corpus"]["corpus_sha256"] == p["corpus_sha256"]
     mf = json.loads(store.download(rid, "manifest.json").read_text())
-    assert mf["experiment"] == diagnose.EXPERIMENT and mf["config"]["inits"] == ["xavier"]
+    assert mf["experiment"] == STUDIES["diagnose"].experiment and mf["config"]["inits"] == ["xavier"]
     assert mf["config"]["hidden_dim"] == 100 and mf["config"]["batch_size"] == 32
     assert mf["seeds"]["weights/xavier"] == int(p["weight_seed"]) and mf["mlflow"]["run_ids"]["xavier"] == rid
     for png in ("activations.png", "gradients.png", "saturation_map.png", "update_ratio.png", "loss.png"):

@@ -13,6 +13,7 @@ from initstudy.record import results
 from initstudy.studies.scaling import compute as scaling
 from initstudy.core import seeds
 from initstudy.core.config import ConfigError, parse
+from initstudy.studies import STUDIES
 from initstudy.studies.scaling.compute import ScalingConfig
 
 SMALL = dict(max_width=1024, draws=4000, depth=8, depth_width=64, depth_batch=32, fw_min_width=32, fw_max_width=64,
@@ -94,7 +95,7 @@ def test_run_export_reproduce_round_trip(store, tmp_path, monkeypatch, capsys):
     out = job.run(config, store.uri)
     rid = out["run_ids"]["top"]
     run = store.client.get_run(rid)
-    assert run.data.tags["initstudy.experiment"] == scaling.EXPERIMENT and run.info.status == "FINISHED"
+    assert run.data.tags["initstudy.experiment"] == STUDIES["scaling"].experiment and run.info.status == "FINISHED"
     hist = sorted(store.client.get_metric_history(rid, job.dot_key("1_over_sqrt_n")), key=lambda m: m.step)
     assert [m.step for m in hist] == list(range(1, 7))
     assert [m.value for m in hist] == out["doc"]["dot"]["scales"]["1_over_sqrt_n"]["var"]
@@ -103,7 +104,7 @@ def test_run_export_reproduce_round_trip(store, tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     assert export.run_cli(["--run-id", rid, "--out", str(tmp_path / "p"), "--tracking-uri", store.uri]) == 0
-    folder = tmp_path / "p" / scaling.EXPERIMENT
+    folder = tmp_path / "p" / STUDIES["scaling"].experiment
     assert {p.name for p in folder.iterdir()} == {"why_sqrt_n.py", "results.json", "scaling.png", "manifest.json",
                                                  "README.md"}
     for name in ("results.json", "scaling.png"):
@@ -120,7 +121,7 @@ def test_run_export_reproduce_round_trip(store, tmp_path, monkeypatch, capsys):
     assert "dot/1/var: max abs diff" in capsys.readouterr().out
 
 
-COMMITTED = REPO / "projects" / scaling.EXPERIMENT
+COMMITTED = REPO / "projects" / STUDIES["scaling"].experiment
 
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="projects/02-why-sqrt-n not exported yet")

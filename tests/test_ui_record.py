@@ -15,15 +15,16 @@ import pytest
 
 from conftest import REPO, mlflow_run_cmd
 from initstudy.core import inits
-from initstudy.record import keys, labs, tracking
+from initstudy import studies
+from initstudy.record import keys, tracking
 from test_server import Server
 
 SUMMARY = {  # a lab's summary keys: the same on every run, un-prefixed; a run holds those that apply
-    labs.ABLATE: {"initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",
+    studies.STUDIES["ablate"].experiment: {"initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",
                   "steps_to_nan", "flatline_step"},
-    labs.WALK: {"final_layer_variance", "q_star", "chi1", "c_star", "xi_q", "xi_c", "jacobian_msv", "jacobian_msv_theory",
+    studies.STUDIES["walk"].experiment: {"final_layer_variance", "q_star", "chi1", "c_star", "xi_q", "xi_c", "jacobian_msv", "jacobian_msv_theory",
                 "jacobian_spread"},
-    labs.DIAGNOSE: {"initial_loss", "expected_initial_loss", "train_loss", "dev_loss", "final_loss", "steps_to_nan"},
+    studies.STUDIES["diagnose"].experiment: {"initial_loss", "expected_initial_loss", "train_loss", "dev_loss", "final_loss", "steps_to_nan"},
 }
 
 
@@ -92,7 +93,7 @@ def served(tmp_path_factory):
 def test_plain_mlflow_run_lands_in_the_lab_experiment(served):
     srv, api, procs = served
     exps = api.experiments()
-    lab = api.runs(exps[labs.ABLATE]["experiment_id"])
+    lab = api.runs(exps[studies.STUDIES["ablate"].experiment]["experiment_id"])
     (parent,) = [r for r in lab if tags(r)[tracking.ROLE_TAG] == "parent"]
     assert len(lab) == 4 and parent["info"]["status"] == "FINISHED"
     # `mlflow run` opened its run in Default: it stays there as a pointer to the real run, nothing else
@@ -110,12 +111,12 @@ def test_plain_mlflow_run_lands_in_the_lab_experiment(served):
 def test_experiments_and_runs_carry_descriptions(served):
     _, api, _ = served
     exps = api.experiments()
-    for name in (labs.WALK, labs.ABLATE):
+    for name in (studies.STUDIES["walk"].experiment, studies.STUDIES["ablate"].experiment):
         exp_tags = {t["key"]: t["value"] for t in exps[name].get("tags", [])}
-        assert exp_tags[tracking.NOTE_TAG] == labs.LABS[name].description and len(exp_tags[tracking.NOTE_TAG]) > 300
+        assert exp_tags[tracking.NOTE_TAG] == studies.description(name) and len(exp_tags[tracking.NOTE_TAG]) > 300
         for run in api.runs(exps[name]["experiment_id"]):
             assert tags(run).get(tracking.NOTE_TAG, "").strip(), (name, run["info"]["run_name"])
-    uniform = next(r for r in api.runs(exps[labs.ABLATE]["experiment_id"]) if tags(r).get(tracking.INIT_TAG) == "uniform")
+    uniform = next(r for r in api.runs(exps[studies.STUDIES["ablate"].experiment]["experiment_id"]) if tags(r).get(tracking.INIT_TAG) == "uniform")
     nan_step = int(metrics(uniform)["steps_to_nan"])
     assert tags(uniform)[tracking.NOTE_TAG].startswith(f"uniform: diverged at step {nan_step}, loss ")
 
@@ -123,7 +124,7 @@ def test_experiments_and_runs_carry_descriptions(served):
 def test_no_series_ends_in_nan_and_summaries_share_keys(served):
     _, api, _ = served
     exps = api.experiments()
-    for name, where in ((labs.WALK, labs.WALK), (labs.ABLATE, labs.ABLATE), (labs.DIAGNOSE, "Default")):
+    for name, where in ((studies.STUDIES["walk"].experiment, studies.STUDIES["walk"].experiment), (studies.STUDIES["ablate"].experiment, studies.STUDIES["ablate"].experiment), (studies.STUDIES["diagnose"].experiment, "Default")):
         runs = [r for r in api.runs(exps[where]["experiment_id"]) if tags(r).get(tracking.EXPERIMENT_TAG) == name]
         by_id = {r["info"]["run_id"]: r for r in runs}
         for run in runs:
@@ -147,12 +148,12 @@ def test_no_series_ends_in_nan_and_summaries_share_keys(served):
                     assert tags(kid)[k] == ptags[k], k
             assert not {k for k in metrics(by_id[parent]) if any(i in k for i in inits.INITS)}
     # the diverged run: its loss up to the last finite step, no final_loss; a trained run: no steps_to_nan
-    ab = {tags(r).get(tracking.INIT_TAG): r for r in api.runs(exps[labs.ABLATE]["experiment_id"])}
+    ab = {tags(r).get(tracking.INIT_TAG): r for r in api.runs(exps[studies.STUDIES["ablate"].experiment]["experiment_id"])}
     u, k = metrics(ab["uniform"]), metrics(ab["kaiming"])
     assert [p["step"] for p in api.history(ab["uniform"]["info"]["run_id"], keys.series("loss"))] == list(range(int(u["steps_to_nan"])))
     assert "final_loss" not in u and "steps_to_nan" not in k and k["final_loss"] > 0
     # diagnose: vocab is a param; the user named Default, so it is `mlflow run`'s own run there, described
-    assert labs.DIAGNOSE not in exps
+    assert studies.STUDIES["diagnose"].experiment not in exps
     (d,) = [r for r in api.runs(exps["Default"]["experiment_id"]) if tracking.MOVED_TAG not in tags(r)]
     assert tracking.LAUNCHER_TAG not in tags(d) and tags(d)["mlflow.source.type"] == "PROJECT"
     assert tags(d)[tracking.NOTE_TAG].startswith("xavier x gain 1.67, norm none: initial loss ")
@@ -163,7 +164,7 @@ def test_config_params_come_before_provenance(served):
     """`mlflow ui` lists a run's params in the order the server returns them: the config first."""
     _, api, _ = served
     exps = api.experiments()
-    for name, first in ((labs.WALK, "depth"), (labs.ABLATE, "depth"), ("Default", "init")):
+    for name, first in ((studies.STUDIES["walk"].experiment, "depth"), (studies.STUDIES["ablate"].experiment, "depth"), ("Default", "init")):
         for run in api.runs(exps[name]["experiment_id"]):
             if tracking.MOVED_TAG in tags(run):  # the pointer holds `mlflow run`'s params only
                 continue

@@ -23,11 +23,10 @@ from initstudy.record import manifest, results, tracking
 from initstudy.publish import readme
 
 from initstudy.studies.scaling import compute as scaling
-from initstudy.studies.ablate.compute import EXPERIMENT as ABLATE
 from initstudy.core.config import ConfigError
-from initstudy.studies.phase.compute import EXPERIMENT as TRAINABILITY
-from initstudy.studies.scaling.compute import EXPERIMENT as SCALING
-from initstudy.studies.walk.compute import EXPERIMENT as WALK
+from initstudy.studies import STUDIES
+
+WALK, ABLATE, SCALING, TRAINABILITY = (STUDIES[s].experiment for s in ("walk", "ablate", "scaling", "phase"))
 
 HELP = "write the lab folders (projects/<experiment>/) from finished MLflow runs"
 

@@ -31,11 +31,13 @@ from initstudy.studies.scaling import compute as scaling
 
 from initstudy.studies.walk import compute as walk
 from initstudy.core.config import ConfigError, _float, parse, to_dict
+from initstudy.studies import STUDIES
 
 HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
 
-LABS = {walk.EXPERIMENT: (walk.WalkConfig, "results.json"), ablate.EXPERIMENT: (ablate.AblateConfig, "losses.json"),
-        scaling.EXPERIMENT: (scaling.ScalingConfig, "results.json")}
+LABS = {STUDIES["walk"].experiment: (walk.WalkConfig, "results.json"),
+        STUDIES["ablate"].experiment: (ablate.AblateConfig, "losses.json"),
+        STUDIES["scaling"].experiment: (scaling.ScalingConfig, "results.json")}
 
 
 def add_arguments(parser):
@@ -178,7 +180,7 @@ def scalars(doc: dict, summary: dict) -> dict:
 
 def series_of(doc: dict) -> dict:
     try:
-        if doc.get("experiment") == scaling.EXPERIMENT:
+        if doc.get("experiment") == STUDIES["scaling"].experiment:
             return results.scaling_series(doc)
         return results.walk_series(doc) if "layers" in next(iter(doc["inits"].values()), {}) else results.ablate_series(doc)
     except (KeyError, TypeError, ValueError) as e:
@@ -230,7 +232,7 @@ def run(path, tolerance=None, cells="all") -> int:
         tol = _float("tolerance", tolerance)
         if tol < 0:
             raise ConfigError(f"tolerance must be >= 0, got {tolerance!r}")
-    trainability = _experiment_of(path) == phase_reproduce.phase.EXPERIMENT
+    trainability = _experiment_of(path) == STUDIES["phase"].experiment
     if trainability:  # checked before any re-run: a bad manifest or cell list is one line
         mf, _, doc = phase_reproduce.load(path)
         phase_reproduce.choose(doc["cells"], cells)

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from initstudy.record import labs
+from initstudy.studies import STUDIES
+
 
 
 def jsonable(values) -> list:
@@ -28,7 +29,7 @@ def walk_json(config: dict, results) -> dict:
     signal-propagation quantities (walk.Signal) and their config fields go in a "signal" block beside."""
     from initstudy.studies.walk.compute import SIGNAL_FIELDS
 
-    out = {"experiment": labs.WALK, "config": {k: v for k, v in config.items() if k not in SIGNAL_FIELDS},
+    out = {"experiment": STUDIES["walk"].experiment, "config": {k: v for k, v in config.items() if k not in SIGNAL_FIELDS},
            "inits": {}}
     for r in results:
         var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
@@ -102,7 +103,7 @@ def scaling_json(config: dict, r) -> dict:
     from initstudy.studies.scaling import compute as scaling
 
     return {
-        "experiment": scaling.EXPERIMENT,
+        "experiment": STUDIES["scaling"].experiment,
         "config": config,
         "dot": {"widths": [int(n) for n in r.widths], "draws": config.get("draws"), "scales": {
             k: {"k": label, "var": jsonable(r.dot_var[k]), "theory": jsonable(r.dot_theory[k]),
@@ -133,7 +134,7 @@ def scaling_series(doc: dict) -> dict:
 
 def ablate_json(config: dict, results) -> dict:
     """losses.json of lab 01: every step's loss, the val points and the outcome per init."""
-    out = {"experiment": labs.ABLATE, "config": config, "inits": {}}
+    out = {"experiment": STUDIES["ablate"].experiment, "config": config, "inits": {}}
     for r in results:
         out["inits"][r.init] = {
             "weight_seed": r.weight_seed,

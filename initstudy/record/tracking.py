@@ -38,22 +38,22 @@ class Tracker:
         self.uri = _credentials_to_env(tracking_uri or mlflow.get_tracking_uri())
         self.client = MlflowClient(self.uri)
 
-    def experiment_id(self, lab: str) -> str:
+    def experiment_id(self, lab: str, describe=None) -> str:
         """The experiment the user named (MLFLOW_EXPERIMENT_ID, else MLFLOW_EXPERIMENT_NAME), else the lab's."""
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             return os.environ["MLFLOW_EXPERIMENT_ID"]
-        return self._experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or lab)
+        return self._experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or lab, describe)
 
-    def _experiment(self, name: str) -> str:
-        """The id of experiment `name`, created on first use (a lab's with its description). Race-safe:
-        processes creating it at once all but one fail the store's unique name; they look it up again."""
+    def _experiment(self, name: str, describe=None) -> str:
+        """The id of experiment `name`, created on first use (a lab's with its description: describe(name),
+        None for one that is no lab's). Race-safe: processes creating it at once all but one fail the
+        store's unique name; they look it up again."""
         from mlflow.exceptions import MlflowException
 
-        from initstudy.record import labs
         from initstudy.core.config import ConfigError
 
-        lab = labs.LABS.get(name)
-        tags = {NOTE_TAG: lab.description, KIND_TAG: "custom_model_development"} if lab else {}
+        note = describe(name) if describe else None
+        tags = {NOTE_TAG: note, KIND_TAG: "custom_model_development"} if note else {}
         for attempt in range(3):
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
@@ -71,17 +71,19 @@ class Tracker:
                 if attempt == 2 or not (_duplicate_key(e) or e.error_code == "RESOURCE_ALREADY_EXISTS"):
                     raise
 
-    def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None) -> str:
+    def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None,
+                  describe=None) -> str:
         """A run to record into: a child of `parent` when given; else the run `mlflow run` opened
         (MLFLOW_RUN_ID), or a new one in the lab's experiment when `mlflow run` opened its run in
-        Default without the user naming it (see launcher_in_default); else a new run."""
+        Default without the user naming it (see launcher_in_default); else a new run. An experiment
+        created on the way gets its description, describe(name)."""
         tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent is None and os.environ.get("MLFLOW_RUN_ID"):
             run_id = os.environ["MLFLOW_RUN_ID"]
             if not self.launcher_in_default(run_id):
                 self.log(run_id, tags={"mlflow.runName": name, **tags})
                 return run_id
-            return self._move_launcher(run_id, name, lab, tags)
+            return self._move_launcher(run_id, name, lab, tags, describe)
         if parent is not None:  # a child carries its parent's source, git and user tags
             top = self.client.get_run(parent)
             tags = {**{k: v for k, v in top.data.tags.items() if k.startswith(SOURCE_TAGS)}, **tags, PARENT_TAG: parent}
@@ -93,7 +95,7 @@ class Tracker:
             from mlflow.tracking.context.registry import resolve_tags
 
             tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
-            experiment_id = self.experiment_id(lab)
+            experiment_id = self.experiment_id(lab, describe)
         return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
     def launcher_in_default(self, run_id: str) -> bool:
@@ -113,7 +115,7 @@ class Tracker:
         chose = any(a.startswith(("--experiment-name", "--experiment-id")) for a in argv)
         return not chose and not env.get("MLFLOW_EXPERIMENT_NAME") and not env.get("MLFLOW_EXPERIMENT_ID")
 
-    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict) -> str:
+    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict, describe=None) -> str:
         """A new run in the lab's experiment with the launcher run's params and tags (source, git,
         user, project). The launcher run stays in Default as a pointer: tagged with the new run's id,
         its description links there. It cannot be deleted: `mlflow run` marks its run terminated
@@ -123,7 +125,7 @@ class Tracker:
 
         launcher = self.client.get_run(run_id)
         kept = {k: v for k, v in launcher.data.tags.items() if k not in ("mlflow.runName", NOTE_TAG)}
-        new = self.client.create_run(self._experiment(lab), run_name=name,
+        new = self.client.create_run(self._experiment(lab, describe), run_name=name,
                                      tags={**kept, **tags, LAUNCHER_TAG: run_id}).info.run_id
         self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items()])
         self.client.log_batch(run_id, tags=[

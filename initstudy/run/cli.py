@@ -18,28 +18,33 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-# `mlflow run` entry points: their job module has HELP, add_arguments(parser), main(args)
-ENTRIES = ("walk", "ablate", "sweep", "diagnose", "scaling", "phase")
-# other commands: initstudy.<name> has HELP, add_arguments(parser), main(args)
-TOOLS = ("reproduce",)
-MODULES = {**{name: f"initstudy.studies.{name}.job" for name in ENTRIES if name != "sweep"},
-           "sweep": "initstudy.run.sweep", "reproduce": "initstudy.publish.reproduce"}
+# the commands beside the studies' (each study's job module is its command: studies.STUDIES); every
+# module has HELP, add_arguments(parser), main(args)
+COMMANDS = {"sweep": "initstudy.run.sweep", "reproduce": "initstudy.publish.reproduce"}
+
+
+def commands() -> dict:
+    """{command: its module, not yet imported}: the registry's studies, then sweep and reproduce."""
+    from initstudy import studies
+
+    return {**{name: s.job for name, s in studies.STUDIES.items()}, **COMMANDS}
 
 
 def build_parser(argv=None):
     """The parser; when argv names a command, only that command's module is imported (the others
     would cost ~0.5 s of matplotlib and friends before an ablate run's workers can start)."""
-    import importlib
+    from initstudy.studies import load
 
     argv = sys.argv[1:] if argv is None else argv
-    chosen = argv[0] if argv and argv[0] in ENTRIES + TOOLS else None
+    modules = commands()
+    chosen = argv[0] if argv and argv[0] in modules else None
     parser = Parser(prog="initstudy", description=__doc__)
     sub = parser.add_subparsers(dest="entry", required=True, parser_class=Parser)
-    for name in ENTRIES + TOOLS:
+    for name, ref in modules.items():
         if chosen not in (None, name):
             sub.add_parser(name)  # listed, not loaded: only the chosen command's arguments are parsed
             continue
-        module = importlib.import_module(MODULES[name])
+        module = load(ref)
         p = sub.add_parser(name, help=module.HELP)
         module.add_arguments(p)
         p.set_defaults(func=module.main)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from initstudy.core import inits
 from initstudy.core.config import ConfigError, one_of, parse, to_dict
-from initstudy.studies import STUDIES
+from initstudy import studies
 
 DEFAULT_AXES = {"init": "uniform,xavier,kaiming", "depth": "6,12,24", "seed": "0,1,2"}
 SHORT = {"depth": "d", "seed": "s"}  # in child names: "kaiming d12 s1"
@@ -68,8 +68,8 @@ def build(study: str, grid: str = "", fixed: str = "", inits_: str = "", depths:
           steps: str = "") -> Grid:
     """The validated grid (every point parsed), or ConfigError with one line."""
     study = str(study).strip()
-    one_of("study", study, tuple(STUDIES))
-    cls = STUDIES[study].config
+    one_of("study", study, studies.sweepable())
+    cls = studies.STUDIES[study].sweep_part("config")
     fields = ("init", *to_dict(cls()))
     raw_axes = dict(pairs("grid", grid))
     raw_fixed = dict(pairs("set", fixed))

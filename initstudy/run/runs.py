@@ -18,6 +18,7 @@ from pathlib import Path
 
 from initstudy.core import inits
 
+from initstudy import studies
 from initstudy.record import keys, provenance, tracking
 from initstudy.core.config import one_of, parse
 
@@ -123,7 +124,8 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
     role = "single" if single else "parent"
     if top is None:
         top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
-            **base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})})
+            **base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})},
+            describe=studies.description)
     else:
         tracker.reopen(top)
     ids = RunSet(top=top)

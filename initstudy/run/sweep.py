@@ -6,7 +6,6 @@ only writer: it opens the parent and the children, then records each child as it
 (as_completed), through the child_record() a single run of the study uses, in a few batched calls.
 A child's numbers are those of the same config run alone: same config, same seeds, same 1-thread BLAS.
 """
-import importlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from initstudy.run import grid as grid_mod
-from initstudy.record import labs, notes, plots, progress, provenance, results, tracking
+from initstudy.record import plots, progress, provenance, results, tracking
 from initstudy.run import parallel
 from initstudy import studies
 from initstudy.core.config import ConfigError, parse, to_dict
@@ -33,7 +32,7 @@ SPEC_TAG = "initstudy.sweep.spec"  # the parent's grid, canonical JSON (resume c
 
 
 def add_arguments(parser):
-    parser.add_argument("--study", default="ablate", help=f"one of {', '.join(studies.STUDIES)}")
+    parser.add_argument("--study", default=studies.SWEEP_DEFAULT, help=f"one of {', '.join(studies.sweepable())}")
     parser.add_argument("--grid", default="", help='axes, e.g. "init=xavier,kaiming;depth=6,12,24;seed=0,1,2"')
     parser.add_argument("--set", dest="fixed", default="", help='fixed parameters, e.g. "steps=200;activation=tanh"')
     parser.add_argument("--inits", default="", help="shorthand for the axis init (default uniform,xavier,kaiming)")
@@ -127,7 +126,7 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
 
     signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
     study = studies.STUDIES[g.study]
-    job = importlib.import_module(f"initstudy.studies.{g.study}.job")
+    job, note, sweep_row = study.part("job"), study.part("record").note, study.sweep_part("row")
     security = engine_mod.security(opts["tls"]["tls_ca_file"], opts["tls"]["tls_cert"], opts["tls"]["tls_key"]) \
         if opts["scheduler"] else None
     try:
@@ -150,7 +149,7 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
         parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
         with run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
                      child_tags=child_tags, top=opts["resume"] or None, child_name=lambda label: label,
-                     record_in=record_in or labs.sweep_experiment(study.experiment)) as ids:
+                     record_in=record_in or studies.sweep_experiment(study.experiment)) as ids:
             prov, date = provenance.collect(), today()
             experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
             rows = {k: row for k, row in kept.items()}
@@ -176,9 +175,9 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                                           "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
                             params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
                                                                                 mlflow_ids)
-                            row.update(study.row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
+                            row.update(sweep_row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
                             tags[ROW_TAG] = json.dumps(row)
-                            tags[tracking.NOTE_TAG] = getattr(notes, g.study)([r], child=True)
+                            tags[tracking.NOTE_TAG] = note([r], child=True)
                             record(tracker, rid, params, metrics, artifacts, tags)
                         else:
                             failed += 1
@@ -207,7 +206,7 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
 def _record_parent(tracker, rid, g, rows, prov, timing):
     """sweep.json (one row per child, built from the results), sweep.png, and per-line medians as metrics."""
     study = studies.STUDIES[g.study]
-    key = study.panels[0][0]
+    key = study.sweep.panels[0][0]
     metrics = [("runs_failed", sum(r["status"] != "FINISHED" for r in rows), 0),
                ("wall_seconds", timing["wall_seconds"], 0)]
     x, lines = plots.sweep_axes(g.axes)
@@ -226,6 +225,6 @@ def _record_parent(tracker, rid, g, rows, prov, timing):
             f"`{g.study}` records alone for its config, its description says what happened.")
     record(tracker, rid, params, metrics, {
         "sweep.json": write_text(results.dumps(doc)),
-        "sweep.png": lambda path: plots.sweep_summary(rows, path, g.axes, study.panels,
+        "sweep.png": lambda path: plots.sweep_summary(rows, path, g.axes, study.sweep.panels,
                                                       title=f"Sweep ({g.study}): {g.text()}"),
     }, {tracking.NOTE_TAG: note})

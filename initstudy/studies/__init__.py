@@ -1,64 +1,118 @@
-"""The studies a sweep can run, and the task a sweep worker runs: config in, result out.
+"""The one registry of studies: STUDIES, name -> Study. The CLI, the experiments, sweeps, export and reproduce read it.
 
-A study plugs into `sweep` with one entry in STUDIES: its config class (every field can be a grid
-axis), its lab's experiment, the numerics (config, init) -> result, the summary row sweep.json and
-sweep.png are built from, and the job module whose child_record() records one result as a run.
-Nothing here imports MLflow or Dask: a worker imports this module and the numerics only.
+A study is its folder initstudy/studies/<name>/, one entry here and its MLproject entry; nothing else
+names it. An entry names its modules ("package.module" or "package.module:attr") and each loads on
+first use, so `initstudy walk` imports walk's job alone and a sweep worker the numerics only; a test
+may register a study whose parts are objects (register(Study(...))). Nothing here imports MLflow or Dask.
+The worker's task (start_worker, compute) sits here too: a worker imports this module and the numerics only.
 """
+import importlib
 import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable
 
-import numpy as np
 
-from initstudy.studies.ablate import compute as ablate
+def load(ref):
+    """A "package.module[:attr]" reference, imported; anything else (a module, a class, a function) as is."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    out = importlib.import_module(module)
+    return getattr(out, attr) if attr else out
 
-from initstudy.studies.phase import compute as phase
 
-from initstudy.record import provenance, results
-
-from initstudy.studies.walk import compute as walk
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep grids over (every field of config can be an axis) and what its workers compute."""
+    config: object  # the config class
+    compute: object  # (config, init) -> result, pure
+    row: object  # result -> {summary key: number or None}: a child's row of sweep.json / sweep.png
+    panels: tuple  # (row key, y label, log scale) of sweep.png
 
 
 @dataclass(frozen=True)
 class Study:
-    name: str
-    config: type
-    experiment: str
-    compute: Callable  # (config, init) -> result
-    row: Callable  # result -> {summary key: number or None}, for sweep.json / sweep.png
-    panels: tuple  # (row key, y label, log scale) of sweep.png
+    name: str  # the command and entry point: `initstudy <name>`, `mlflow run . -e <name>`
+    experiment: str  # its lab: the MLflow experiment, the manifest's "experiment", the initstudy.experiment tag
+    job: object  # module: HELP, add_arguments(parser), main(args); a sweepable study's child_record(...)
+    record: object  # module: ASKS (the experiment's description), note(results, child) (a run's description)
+    sweep: Sweep | None = None  # set: `initstudy sweep --study <name>` grids it
+    lab: object = None  # publish.lab.Lab: the exported folder (export writes it, reproduce checks it)
+    readme: object = None  # the lab folder's README: its numbers function and template (publish/readme.py)
+
+    def part(self, name: str):
+        """One of the study's parts, loaded: study.part("job"), study.part("record")."""
+        return load(getattr(self, name))
+
+    def sweep_part(self, name: str):
+        return load(getattr(self.sweep, name))
 
 
-def _ablate_row(r) -> dict:
-    return {"outcome": r.outcome, "steps_to_nan": r.steps_to_nan, "final_loss": results.jsonable([r.final_loss])[0]}
+def _here(study: str, module: str, attr: str = "") -> str:
+    return f"initstudy.studies.{study}.{module}" + (f":{attr}" if attr else "")
 
 
-def _walk_row(r) -> dict:
-    sat = np.flatnonzero(r.saturated)
-    return {"final_layer_variance": results.jsonable([r.var[-1]])[0],
-            "saturated_from_layer": int(sat[0]) if len(sat) else None}
+def _study(name: str, experiment: str, sweep: Sweep | None = None, lab: bool = False) -> Study:
+    """A study laid out as the folders here are: job.py, record.py (and lab.py where it exports a folder)."""
+    return Study(name, experiment, _here(name, "job"), _here(name, "record"), sweep,
+                 _here(name, "lab", "LAB") if lab else None)
 
 
-def phase_row(r) -> dict:
-    """A cell's numbers as phase.json and a resumed sweep read them (exact: floats as repr): its summary,
-    weight seed and the loss series' sha256 (the series itself is the child's Training/loss)."""
-    return {**{k: results.jsonable([v])[0] if isinstance(v, float) else v for k, v in r.summary().items()},
-            "weight_seed": r.weight_seed, "last_loss": results.jsonable([r.losses[-1]])[0],
-            "loss_sha256": phase.loss_digest(r.losses)}
+STUDIES = {s.name: s for s in (
+    _study("walk", "10-variance-walk", lab=True, sweep=Sweep(
+        _here("walk", "compute", "WalkConfig"), _here("walk", "compute", "run_walk"), _here("walk", "record", "sweep_row"),
+        (("final_layer_variance", "final-layer activation variance (log scale)", True),))),
+    _study("ablate", "10-init-matters", lab=True, sweep=Sweep(
+        _here("ablate", "compute", "AblateConfig"), _here("ablate", "compute", "train"),
+        _here("ablate", "record", "sweep_row"),
+        (("final_loss", "final training loss, runs that trained (log scale)", True),
+         ("steps_to_nan", "steps to NaN, runs that diverged", False)))),
+    _study("diagnose", "03-makemore"),
+    _study("scaling", "02-why-sqrt-n", lab=True),
+    _study("phase", "20-trainability", lab=True, sweep=Sweep(
+        _here("phase", "compute", "CellConfig"), _here("phase", "compute", "train_cell"),
+        _here("phase", "record", "sweep_row"),
+        (("train_acc", "final training accuracy (whole training set)", False),))),
+)}
 
 
-STUDIES = {
-    "ablate": Study("ablate", ablate.AblateConfig, ablate.EXPERIMENT, ablate.train, _ablate_row,
-                    (("final_loss", "final training loss, runs that trained (log scale)", True),
-                     ("steps_to_nan", "steps to NaN, runs that diverged", False))),
-    "walk": Study("walk", walk.WalkConfig, walk.EXPERIMENT, walk.run_walk, _walk_row,
-                  (("final_layer_variance", "final-layer activation variance (log scale)", True),)),
-    "phase": Study("phase", phase.CellConfig, phase.EXPERIMENT, phase.train_cell, phase_row,
-                   (("train_acc", "final training accuracy (whole training set)", False),)),
-}
+def register(study: Study) -> Study:
+    """Add a study at run time (a test's toy study); the folders here are registered above."""
+    STUDIES[study.name] = study
+    return study
+
+
+def by_experiment(experiment: str) -> Study | None:
+    """The study whose lab is `experiment`, or None."""
+    return next((s for s in STUDIES.values() if s.experiment == experiment), None)
+
+
+SWEEP_DEFAULT = "ablate"  # `initstudy sweep`'s study when none is given
+
+
+def sweepable() -> tuple:
+    """The studies a sweep can grid, its default first (the order its messages list them in)."""
+    names = [name for name, s in STUDIES.items() if s.sweep is not None]
+    return tuple(sorted(names, key=lambda name: name != SWEEP_DEFAULT))
+
+
+def sweep_experiment(experiment: str) -> str:
+    """Where a sweep of the lab `experiment` records: its own experiment, so a sweep's 27+ children do
+    not bury the lab's handful of runs, and the lab's experiment stays what projects/ was exported from."""
+    return f"{experiment}-sweeps"
+
+
+def description(experiment: str) -> str | None:
+    """The description `mlflow ui` shows on a lab's experiment or its sweeps' (None: not a lab's)."""
+    from initstudy.record import labs
+
+    study = by_experiment(experiment)
+    if study is not None:
+        return labs.description(study.part("record").ASKS)
+    study = next((s for s in STUDIES.values() if s.sweep and sweep_experiment(s.experiment) == experiment), None)
+    return None if study is None else labs.sweep_description(study.experiment, study.name)
+
 
 # ---- on a worker ----
 
@@ -68,6 +122,8 @@ _worker = {}  # what this worker process computes with: its BLAS (pinned once) a
 def start_worker() -> dict:
     """BLAS pinned to one thread and warmed up before any computation, as a run alone does; the
     kernel and machine recorded on every child this worker computes."""
+    from initstudy.record import provenance
+
     if not _worker:
         _worker["limit"] = provenance.pin_blas_threads()  # kept alive for the process
         provenance.warm_up_blas()
@@ -79,8 +135,9 @@ def compute(study: str, config, init: str):
     """A sweep task: (result, the worker's {blas, hardware}, (wall, CPU) seconds of compute measured here)."""
     machine = start_worker()
     _fault_injection(config, init)
+    run = STUDIES[study].sweep_part("compute")
     t0, c0 = time.perf_counter(), time.thread_time()
-    r = STUDIES[study].compute(config, init)
+    r = run(config, init)
     return r, machine, (time.perf_counter() - t0, time.thread_time() - c0)
 
 

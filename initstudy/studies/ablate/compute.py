@@ -11,10 +11,8 @@ import numpy as np
 from initstudy.core import data, diagnostics, fastmlp, inits, lsuv, nn, optim, seeds
 from initstudy.core import parametrization as P
 
-from initstudy.record import labs
 from initstudy.core.config import at_least, one_of, positive, ConfigError
 
-EXPERIMENT = labs.ABLATE  # the MLflow experiment and the manifest's "experiment"
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batchnorm")
 

@@ -5,14 +5,17 @@ from pathlib import Path
 from initstudy.studies.ablate import compute as ablate_mod
 from initstudy.core import data, inits
 from initstudy.core import parametrization as P
-from initstudy.record import keys, manifest, notes, progress, provenance, results, tracking
+from initstudy.record import keys, manifest, progress, provenance, results, tracking
 from initstudy.run import parallel
-from initstudy.studies.ablate.compute import EXPERIMENT, AblateConfig
+from initstudy.studies import STUDIES
+from initstudy.studies.ablate.record import note
+from initstudy.studies.ablate.compute import AblateConfig
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
                             depth_profiles, layer_series, lsuv_manifest, lsuv_record, mlflow_block, record, run_set,
                             summary_metrics, today, warn_lsuv, write_text)
 
+EXPERIMENT = STUDIES["ablate"].experiment
 HELP = "lab 01: train a deep MLP under each init, loss every step"
 
 
@@ -177,7 +180,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         descriptions = {}
         block = {**data_block, "dataset_digest": digest}  # what the set is, how it was made
         for rid, group in groups(ids, out):
-            descriptions[rid] = notes.ablate(group, child=len(group) == 1)
+            descriptions[rid] = note(group, child=len(group) == 1)
             if len(group) == 1:  # one init's run: what a sweep child records; the streamed series are in already
                 r = group[0]
                 params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, block)

@@ -16,10 +16,8 @@ import numpy as np
 
 from initstudy.core import data, diagnostics, inits, nn, seeds
 
-from initstudy.record import labs
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 
-EXPERIMENT = labs.DIAGNOSE  # the MLflow experiment and the manifest's "experiment"
 NORMS = ("none", "batchnorm")
 # every activation: the makemore statistics are each activation's own (its saturation rule, nn.py);
 # only the saturation map (|h| > 0.99) is the notebook's tanh picture

@@ -5,13 +5,16 @@ import numpy as np
 
 from initstudy.core import data, inits
 
-from initstudy.record import keys, manifest, notes, plots, progress, provenance, results, tracking
+from initstudy.record import keys, manifest, plots, progress, provenance, results, tracking
 from initstudy.studies.diagnose import compute as diagnose_mod
 from initstudy.core.config import ConfigError, one_of, to_dict
-from initstudy.studies.diagnose.compute import EXPERIMENT, DiagnoseConfig
+from initstudy.studies import STUDIES
+from initstudy.studies.diagnose.record import note
+from initstudy.studies.diagnose.compute import DiagnoseConfig
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, depth_profiles, finish, layer_series,
                             mlflow_block, record, run_set, summary_metrics, today, write_text)
 
+EXPERIMENT = STUDIES["diagnose"].experiment
 HELP = "lab 03: char-level MLP on a names corpus: activations, gradients, BatchNorm"
 DEFAULT_INIT = "xavier"  # N(0, 1/fan_in): the notebook's randn / sqrt(fan_in), times the gain
 
@@ -99,5 +102,5 @@ def run(config, init: str, tracking_uri: str | None, words) -> dict:
             "saturation_map.png": lambda path: plots.saturation_map(r, path, title=f"|h| > 0.99, first hidden layer: {label}"),
             "update_ratio.png": lambda path: plots.update_ratio(r, path, title=f"update:data ratio: {label}"),
         }, tags)
-        link = finish(tracker, ids, {rid: notes.diagnose(r, config)})
+        link = finish(tracker, ids, {rid: note(r, config)})
     return {"run_id": rid, "result": r, "link": link}

@@ -24,10 +24,8 @@ import numpy as np
 
 from initstudy.core import data, fastmlp, inits, nn, seeds, theory
 
-from initstudy.record import labs
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 
-EXPERIMENT = labs.TRAINABILITY
 DTYPES = ("float32", "float64")
 INPUT_SCALING = "per-feature standardization with the training set's mean and std (train and test)"
 

@@ -14,8 +14,10 @@ from initstudy.core.config import parse, to_dict
 from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, provenance_params,
                             record, summary_metrics, today, write_text)
 from initstudy.run import sweep as sweep_job
-from initstudy.studies.phase.compute import EXPERIMENT, PhaseConfig
+from initstudy.studies import STUDIES
+from initstudy.studies.phase.compute import PhaseConfig
 
+EXPERIMENT = STUDIES["phase"].experiment
 HELP = "the trainability phase diagram: which (sigma_w^2, depth) of a tanh MLP trains on MNIST-1D, vs 6 xi_c"
 
 

@@ -16,7 +16,7 @@ from initstudy.record import manifest, provenance
 
 from initstudy.studies.phase import compute as phase
 
-from initstudy import studies
+from initstudy.studies.phase.record import sweep_row
 from initstudy.core.config import ConfigError, parse
 
 COMPARED = ("weight_seed", "loss_sha256", "last_loss", "train_acc", "test_acc", "final_train_loss", "steps_to_nan",
@@ -103,7 +103,7 @@ def run(path, tol: float | None, spec: str = "all") -> int:
         provenance.warm_up_blas()
         for c in cells:
             r = phase.train_cell(config.cell(c["sigma_w2"], c["depth"], c["seed"]), config.init)
-            b, n = differences(c, studies.phase_row(r), tol)
+            b, n = differences(c, sweep_row(r), tol)
             bad += b
             near += n
     what = f"{len(cells)} of {len(doc['cells'])} cells ({len(cells) * len(COMPARED)} values, loss series by sha256)"

@@ -21,13 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy.record import labs
 
 from initstudy.core import seeds
 from initstudy.core.config import ConfigError, at_least, positive
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
-EXPERIMENT = labs.SCALING
 MAX_WIDTH = 4096
 SCALES = {  # key -> (label, k(n))
     "1": ("1", lambda n: 1.0),

@@ -6,8 +6,10 @@ from initstudy.record import manifest, plots, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, mlflow_block, record,
                             run_set, summary_metrics, today, write_text)
-from initstudy.studies.scaling.compute import EXPERIMENT, SCALES, ScalingConfig, run_scaling, title
+from initstudy.studies import STUDIES
+from initstudy.studies.scaling.compute import SCALES, ScalingConfig, run_scaling, title
 
+EXPERIMENT = STUDIES["scaling"].experiment
 HELP = "lab 02: why 1/sqrt(n): Var(x.w) per width and scale, its compounding over depth, the finite-width spread"
 NAME = "why-sqrt-n"  # the run's name tag (the study has no init)
 

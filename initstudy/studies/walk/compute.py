@@ -16,11 +16,9 @@ import numpy as np
 
 from initstudy.core import inits, lsuv, nn, seeds, theory
 
-from initstudy.record import labs
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 
 DTYPES = ("float64", "float32", "float16")
-EXPERIMENT = labs.WALK  # the MLflow experiment and the manifest's "experiment"
 # config fields beyond lab 00's: results.json keeps them in its "signal" block, so that its "config"
 # (and every key it had) stays as the lab's runs recorded it
 SIGNAL_FIELDS = ("sigma_b2", "gain", "c0")

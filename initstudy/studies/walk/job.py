@@ -3,13 +3,16 @@
 Beside lab 00's series each init's run records the signal-propagation quantities (walk.Signal): the
 backward gradient variance and the input pairs' correlation per layer against theory, the depth
 scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
-from initstudy.record import keys, manifest, notes, plots, provenance, results, tracking
+from initstudy.record import keys, manifest, plots, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
                             lsuv_manifest, lsuv_record, mlflow_block, record, run_set, summary_metrics, today,
                             warn_lsuv, write_text)
-from initstudy.studies.walk.compute import EXPERIMENT, WalkConfig, run_walk
+from initstudy.studies import STUDIES
+from initstudy.studies.walk.record import note
+from initstudy.studies.walk.compute import WalkConfig, run_walk
 
+EXPERIMENT = STUDIES["walk"].experiment
 HELP = "lab 00: per-layer activation variance under each init, with gradients, correlations and the Jacobian"
 PHASE_TAG = "initstudy.phase"
 
@@ -96,7 +99,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 mf.update(lsuv_manifest(group))
                 artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
-            descriptions[rid] = notes.walk(group, child=len(group) == 1)
+            descriptions[rid] = note(group, child=len(group) == 1)
             artifacts["variance.png"] = lambda path, g=group: plots.variance_walk(g, path, title=title)
             artifacts["jacobian.png"] = lambda path, g=group: plots.jacobian_spectrum(g, path, title=title)
             record(tracker, rid, params, metrics, artifacts, tags)

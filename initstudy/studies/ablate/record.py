@@ -1,0 +1,36 @@
+"""What the init ablation records beside its numbers: its experiment's description, a run's, a sweep child's row."""
+from initstudy.record import keys, results
+from initstudy.record.notes import g as _g
+
+ASKS = (
+    "**Lab 01, init matters.** A 12-layer ReLU MLP trained on the same synthetic data under each init: "
+    "which inits train, which diverge (NaN) or flatline, and why, seen layer by layer. Each command is a "
+    f"parent run (`ablate`) with one child per init (or one run with `-P init=...`). `{keys.SERIES['loss']}` is "
+    f"the loss every step, `{keys.SERIES['val_loss']}` and `{keys.SERIES['val_acc']}` every `eval_every` steps; "
+    f"`<stat>/Lnn` are the makemore diagnostics per layer over training and `{keys.profile('<stat>', 'init')}|end` "
+    "their depth profile (step = layer index). A diverged run's series stop at the last finite point; "
+    "its `steps_to_nan` and outcome tag say where, and it has no `final_loss`.")
+
+
+def ablate_line(r) -> str:
+    """e.g. 'uniform: diverged at step 2, loss 1.1e+06 → 7.6e+33 → NaN'."""
+    if r.steps_to_nan is not None:
+        finite = [_g(v) for v in r.losses[: r.steps_to_nan]]
+        path = " → ".join(finite[:3] + (["…"] if len(finite) > 3 else []) + ["NaN"])
+        return f"{r.init}: diverged at step {r.steps_to_nan}, loss {path}"
+    what = f"flatlined from step {r.flatline_step}" if r.outcome == "flatlined" else "trained"
+    return (f"{r.init}: {what}, loss {_g(r.initial_loss)} → {_g(r.final_loss)} (ln classes = "
+            f"{_g(r.expected_initial_loss)}), val acc {_g(r.final_val_acc)}")
+
+
+def note(group, child: bool) -> str:
+    lines = [ablate_line(r) for r in group]
+    how = (f"Read: *Model metrics* opens on `{keys.SERIES['loss']}` and the validation curves; the lowercase "
+           f"sections are the per-layer statistics (`<stat>/Lnn` over training, `{keys.profile('<stat>', 'init')}"
+           f"|end` across depth). loss_curves.png overlays the inits"
+           + ("; diagnostics.png shows this init's layers." if child else "; each child holds one init."))
+    return "  \n".join(lines) + "\n\n" + how
+
+
+def sweep_row(r) -> dict:
+    return {"outcome": r.outcome, "steps_to_nan": r.steps_to_nan, "final_loss": results.jsonable([r.final_loss])[0]}
