@@ -27,10 +27,12 @@ def dumps(obj) -> str:
 def walk_json(config: dict, results) -> dict:
     """results.json of lab 00: per init, per layer. Lab 00's keys hold what they always held; the
     signal-propagation quantities (walk.Signal) and their config fields go in a "signal" block beside."""
-    from initstudy.studies.walk.compute import SIGNAL_FIELDS
+    from initstudy.studies.walk.compute import ARCH_FIELDS, SIGNAL_FIELDS
 
-    out = {"experiment": STUDIES["walk"].experiment, "config": {k: v for k, v in config.items() if k not in SIGNAL_FIELDS},
-           "inits": {}}
+    out = {"experiment": STUDIES["walk"].experiment, "config": {
+        k: v for k, v in config.items() if k not in SIGNAL_FIELDS and k not in ARCH_FIELDS}, "inits": {}}
+    if any(config.get(k, v) != v for k, v in ARCH_FIELDS.items()):  # a resnet or BN walk (issue 26)
+        out["residual"] = {k: config.get(k, v) for k, v in ARCH_FIELDS.items()}
     for r in results:
         var, pred, theory = jsonable(r.var), jsonable(r.var_pred), jsonable(r.var_theory)
         out["inits"][r.init] = {

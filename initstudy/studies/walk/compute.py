@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy.core import inits, lsuv, nn, seeds, theory
+from initstudy.core import inits, lsuv, nn, resnet, seeds, theory
 
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 
@@ -22,6 +22,11 @@ DTYPES = ("float64", "float32", "float16")
 # config fields beyond lab 00's: results.json keeps them in its "signal" block, so that its "config"
 # (and every key it had) stays as the lab's runs recorded it
 SIGNAL_FIELDS = ("sigma_b2", "gain", "c0")
+# the architecture (issue 26, studies/walk/residual.py): results.json keeps them in a "residual" block,
+# written only where they differ from the plain MLP's, so an MLP walk's document is what it always was
+ARCH_FIELDS = {"arch": "mlp", "branch": "", "branch_layers": 2, "norm": "none"}
+ARCHS = ("mlp", "resnet")
+NORMS = ("none", "batchnorm")
 JACOBIAN_EXACT_MAX_WIDTH = 1024  # exact singular values up to here; above, the mean from random probes
 JACOBIAN_PROBES = 64
 
@@ -38,8 +43,17 @@ class WalkConfig:
     sigma_b2: float = 0.0  # bias variance; 0: no biases (the lab's case)
     gain: float = 1.0  # multiplies the init's std: sigma_w^2 = n Var(W) = n sigma^2 gain^2
     c0: float = 0.5  # correlation of the input pairs
+    arch: str = "mlp"  # mlp, or resnet: x_{l+1} = x_l + alpha B(x_l) (core/resnet.py)
+    branch: str = ""  # resnet's branch scheme (core/resnet.BRANCHES); empty: none
+    branch_layers: int = 2  # weight layers per branch, 1 or 2
+    norm: str = "none"  # batchnorm: after each Linear (mlp), or in the branch (resnet)
+
+    @property
+    def scheme(self) -> str:
+        return self.branch or "none"
 
     def validate(self):
+        self.validate_arch()
         for name in ("depth", "width", "batch", "input_variance", "gain"):
             positive(name, getattr(self, name))
         at_least("seed", self.seed, 0)
@@ -48,6 +62,30 @@ class WalkConfig:
             raise ConfigError(f"c0 must be in (-1, 1) (a correlation), got {self.c0!r}")
         one_of("activation", self.activation, tuple(nn.ACTIVATIONS))
         one_of("dtype", self.dtype, DTYPES)
+
+    def validate_arch(self):
+        one_of("arch", self.arch, ARCHS)
+        one_of("norm", self.norm, NORMS)
+        if self.arch == "mlp" and self.branch:
+            raise ConfigError(f"branch applies to arch=resnet (arch=mlp has no residual branch); got branch={self.branch}")
+        if self.arch == "resnet" and self.branch:
+            one_of("branch", self.branch, resnet.BRANCHES)
+        if self.branch_layers not in resnet.BRANCH_LAYERS:
+            raise ConfigError(f"branch_layers must be 1 or 2, got {self.branch_layers!r}")
+        if self.branch == "fixup" and self.branch_layers == 1:
+            raise ConfigError("branch=fixup needs branch_layers=2: Fixup scales the branch's inner weights by "
+                              "L^(-1/(2m-2)), undefined at m = 1")
+        if self.arch != "mlp" or self.norm != "none":
+            if self.sigma_b2 > 0:
+                raise ConfigError(f"sigma_b2 applies to arch=mlp norm=none (a resnet's or BN walk's biases start at 0); "
+                                  f"got sigma_b2={self.sigma_b2}")
+
+    def check_init(self, init: str):
+        """What an init asks of the architecture (the job calls this before anything is recorded)."""
+        if init in inits.INITS and inits.INITS[init].needs_data and (self.arch != "mlp" or self.norm != "none"):
+            raise ConfigError(f"init {init} rescales a plain stack layer by layer (Mishkin & Matas Alg. 1); it takes "
+                              f"arch=mlp norm=none, got arch={self.arch} norm={self.norm} (a residual block's output "
+                              f"is x + alpha B(x), BN rescales by itself)")
 
     def input_seed(self) -> int:
         return seeds.derive_seed(self.seed, "walk/input")
@@ -97,6 +135,7 @@ class Signal:
     jacobian_msv: float  # mean squared singular value
     jacobian_msv_theory: float  # prod_l chi(l)
     jacobian_spread: float  # log10(max / min singular value); NaN for "probes"
+    extra: dict = None  # resnet: q_ratio(_theory); BN MLP: grad_growth_per_layer(_theory) (walk/residual.py)
 
     def series(self) -> dict:
         return {"grad_var": self.grad_var, "grad_var_theory": self.grad_var_theory, "corr": self.corr,
@@ -108,7 +147,7 @@ class Signal:
         out.update(jacobian_msv=self.jacobian_msv, jacobian_msv_theory=self.jacobian_msv_theory)
         if np.isfinite(self.jacobian_spread):
             out["jacobian_spread"] = self.jacobian_spread
-        return out
+        return {**out, **(self.extra or {})}
 
 
 def input_batch(config: WalkConfig) -> np.ndarray:
@@ -135,6 +174,8 @@ def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:
     """The walk of one init; signal=False computes lab 00's series alone (no pairs, backward or
     Jacobian: the 1/sqrt(n) study walks hundreds of nets)."""
     one_of("init", init, tuple(inits.INITS))
+    if config.arch != "mlp" or config.norm != "none":
+        return run_architecture(config, init)
     n, depth, sb2 = config.width, config.depth, config.sigma_b2
     sigma2 = inits.weight_variance(init, n, config.gain)
     act = nn.ACTIVATIONS[config.activation]
@@ -229,3 +270,24 @@ def jacobian(config, act, ws, zs, probe_seed):
     with np.errstate(divide="ignore"):
         spread = float(np.log10(sv[0] / sv[-1]))
     return sv, float(np.mean(sv**2)), spread, "exact"
+
+
+def run_architecture(config: WalkConfig, init: str) -> WalkResult:
+    """The walk of a resnet or a BN MLP (studies/walk/residual.py), per block, with its signal block."""
+    from initstudy.studies.walk import residual
+
+    config.check_init(init)
+    x = input_batch(config)
+    top_shape = (config.batch, config.width)
+    top = seeds.rng(config.stream_seeds()["top_grad"]).standard_normal(top_shape).astype(config.dtype)
+    if config.arch == "resnet":
+        out = residual.run_resnet(config, init, x, pair_batch(config), top)
+    else:
+        out = residual.run_bn_mlp(config, init, x, top)
+    var, pred, q, saturated, mean, grad_var, gt, corr, ct, (sv, msv, spread, method), extra = out
+    sigma2 = inits.weight_variance(init, config.width, config.gain)
+    sig = Signal(sigma_w2=config.width * sigma2, bias_seed=None, mean=mean, grad_var=grad_var, grad_var_theory=gt,
+                 corr=corr, corr_theory=ct, scales={"phase": "undefined"}, jacobian_method=method, jacobian_sv=sv,
+                 jacobian_msv=msv, jacobian_msv_theory=float(gt[0] / gt[-1]) if method != "none" else float("nan"),
+                 jacobian_spread=spread, extra=extra)
+    return WalkResult(init, config.weight_seed(init), sigma2, var, pred, q, saturated, sig, None, mean)

@@ -23,6 +23,8 @@ def add_arguments(parser):
 
 def main(args):
     config = config_from_args(WalkConfig, args)
+    for name in init_names(args.init):
+        config.check_init(name)  # e.g. lsuv on a resnet: refused before anything starts
     out = run(config, args.init, args.tracking_uri)
     warn_lsuv("initstudy walk", out["results"].values())
     print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})\n  mlflow ui: {out['link']}")

@@ -1,0 +1,177 @@
+"""Residual networks with hand-written forward and backward, in numpy (nn.py's layers inside).
+
+    x_0 = input @ W_in + b_in;  x_{l+1} = x_l + alpha_l B_l(x_l), l = 0..L-1;  logits = x_L @ W_out + b_out
+
+The branch B has m = branch_layers weight layers, its last one linear (no activation after it):
+    m = 2:  B(x) = phi([BN](x @ W_1 + b_1)) @ W_2 + b_2          (Yang & Schoenholz 2017's "full" resnet)
+    m = 1:  B(x) = phi([BN](x)) @ W + b                          (the same with W_1 dropped)
+Branch schemes (alpha_l and the init of the branch):
+    none        alpha = 1
+    sqrt_depth  alpha = 1 / sqrt(L)                               (Hanin & Rolnick 2018: sum alpha^2 finite)
+    zero        alpha a learnable scalar per block, 0 at init     (SkipInit, De & Smith 2020; ReZero without norm)
+    fixup       Zhang et al. 2019, Algorithm (Fixup) and the authors' FixupBasicBlock: W_2 = 0 and the readout
+                W_out = 0, b_out = 0; W_1 drawn by the init and scaled by L^(-1/(2m-2)); a scalar bias before
+                each Linear and activation (bias1a, bias1b, bias2a), a scalar multiplier (scale, 1) and bias
+                (bias2b) at the branch's end, and one scalar bias before the readout (bias2). m = 1 is refused:
+                L^(-1/(2m-2)) is undefined there.
+Every Linear keeps nn.Linear's zero-initialised bias vector (Fixup's scalar biases come on top of it).
+Shapes as in nn.py: x (batch, features), W (fan_in, fan_out), y = x @ W + b.
+"""
+import math
+
+import numpy as np
+
+from initstudy.core import inits, nn
+
+BRANCHES = ("none", "sqrt_depth", "zero", "fixup")
+BRANCH_LAYERS = (1, 2)
+
+
+class Scalar:
+    """One scalar s, added (x + s) or multiplied (x * s); learnable or fixed (then it has no params)."""
+
+    def __init__(self, value, op, learn, dtype):
+        self.value = np.full(1, value, dtype)
+        self.grad = np.zeros_like(self.value)
+        self.op, self.learn = op, learn
+
+    def forward(self, x):
+        self.x = x
+        self.out = x + self.value if self.op == "add" else x * self.value
+        return self.out
+
+    def backward(self, dout):
+        self.grad_out = dout
+        if self.op == "add":
+            self.grad = np.sum(dout, dtype=dout.dtype, keepdims=True).reshape(1)
+            return dout
+        self.grad = np.sum(dout * self.x, dtype=dout.dtype).reshape(1)
+        return dout * self.value
+
+    def params(self):
+        return [(self.value, self.grad)] if self.learn else []
+
+
+class Block:
+    """x + B(x), B the sequence of layers `branch` (alpha and Fixup's scalars are layers of it)."""
+
+    def __init__(self, branch, activation):
+        self.branch, self.act = branch, activation
+
+    def forward(self, x):
+        self.x = x
+        y = x
+        for layer in self.branch:
+            y = layer.forward(y)
+        self.out = x + y
+        return self.out
+
+    def backward(self, dout):
+        self.grad_out = dout
+        d = dout
+        for layer in reversed(self.branch):
+            d = layer.backward(d)
+        return dout + d
+
+    def params(self):
+        return [pg for layer in self.branch for pg in layer.params()]
+
+    @property
+    def linears(self):
+        return [l for l in self.branch if isinstance(l, nn.Linear)]
+
+
+def branch_alpha(branch: str, depth: int) -> float:
+    """alpha at init: 1 (none, fixup: its multiplier starts at 1), 1/sqrt(L), 0 (zero)."""
+    return {"none": 1.0, "sqrt_depth": 1 / math.sqrt(depth), "zero": 0.0, "fixup": 1.0}[branch]
+
+
+def fixup_scale(depth: int, m: int) -> float:
+    """Fixup's factor on the branch's inner weights: L^(-1/(2m-2)) (Algorithm, step 2)."""
+    return depth ** (-1 / (2 * m - 2))
+
+
+def make_block(rng, *, branch, depth, width, m, activation, norm, init, gain, dtype) -> Block:
+    """One block's branch layers, W_1 drawn before W_2 (one stream per network, in layer order)."""
+    act = nn.ACTIVATIONS[activation]
+    fix = branch == "fixup"
+    layers = []
+    if m == 2:
+        w1 = inits.sample_weights(init, rng, width, width, gain) * (fixup_scale(depth, m) if fix else 1.0)
+        layers += [Scalar(0.0, "add", True, dtype)] if fix else []  # bias1a
+        layers += [nn.Linear(w1.astype(dtype))]
+        layers += [Scalar(0.0, "add", True, dtype)] if fix else []  # bias1b
+    if norm == "batchnorm":
+        layers.append(nn.BatchNorm1d(width, dtype))
+    layers.append(act())
+    w2 = inits.sample_weights(init, rng, width, width, gain)
+    layers += [Scalar(0.0, "add", True, dtype)] if fix else []  # bias2a
+    layers.append(nn.Linear((w2 * 0.0 if fix else w2).astype(dtype)))  # W_2 drawn either way: the stream stays aligned
+    if fix:
+        layers += [Scalar(1.0, "mul", True, dtype), Scalar(0.0, "add", True, dtype)]  # scale, bias2b
+    elif branch != "none":
+        layers.append(Scalar(branch_alpha(branch, depth), "mul", branch == "zero", dtype))
+    return Block(layers, act)
+
+
+class ResNet:
+    """input Linear, `depth` Blocks, [Fixup's bias2], readout Linear."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    @classmethod
+    def build(cls, rng, *, depth, width, input_dim, classes, branch="none", branch_layers=2, activation="relu",
+              norm="none", init="kaiming", gain=1.0, dtype=np.float64):
+        w_in = inits.sample_weights(init, rng, input_dim, width, gain)
+        layers = [nn.Linear(w_in.astype(dtype))]
+        for _ in range(depth):
+            layers.append(make_block(rng, branch=branch, depth=depth, width=width, m=branch_layers,
+                                     activation=activation, norm=norm, init=init, gain=gain, dtype=dtype))
+        w_out = inits.sample_weights(init, rng, width, classes, gain)
+        if branch == "fixup":
+            layers.append(Scalar(0.0, "add", True, dtype))  # bias2, before the readout
+            w_out = w_out * 0.0
+        layers.append(nn.Linear(w_out.astype(dtype)))
+        return cls(layers)
+
+    @property
+    def res_blocks(self):
+        return [l for l in self.layers if isinstance(l, Block)]
+
+    @property
+    def linears(self):
+        return [l for l in self.layers if isinstance(l, nn.Linear)]
+
+    @property
+    def blocks(self):
+        """(linear, output layer, activation) per stage for diagnostics.layer_stats: the input Linear, each
+        residual Block (its first Linear's weight; output: the stream x_{l+1}), the readout."""
+        first, *_, last = self.linears
+        out = [(first, first, nn.Identity)]
+        out += [(b.linears[0], b, b.act) for b in self.res_blocks]
+        return out + [(last, last, nn.Identity)]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def params(self):
+        return [pg for layer in self.layers for pg in layer.params()]
+
+    def train(self, mode=True):
+        for b in self.res_blocks:
+            for layer in b.branch:
+                if isinstance(layer, nn.BatchNorm1d):
+                    layer.training = mode
+
+    def hidden(self):
+        """(stream x_0..x_L, its gradients) from the last forward and backward."""
+        stages = [self.layers[0]] + self.res_blocks
+        return [s.out for s in stages], [s.grad_out for s in stages]
