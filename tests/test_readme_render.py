@@ -1,9 +1,7 @@
 """Every committed lab folder's README.md is publish.readme.render of its own results document and manifest,
 byte for byte: the study's numbers() filled into its readme.md.j2."""
-import importlib
 import json
 import math
-import pkgutil
 from pathlib import Path
 
 import jinja2
@@ -19,11 +17,10 @@ FOLDERS = sorted(p for p in (REPO / "projects").iterdir() if (p / "manifest.json
 
 
 def study_of(experiment: str) -> str:
-    """The study folder (initstudy/studies/<name>/) whose experiment this is."""
-    names = [m.name for m in pkgutil.iter_modules(studies.__path__) if m.ispkg]
-    found = [n for n in names if importlib.import_module(f"initstudy.studies.{n}.compute").EXPERIMENT == experiment]
-    assert len(found) == 1, f"{experiment}: studies {found}"
-    return found[0]
+    """The registry's study whose lab is this experiment."""
+    study = studies.by_experiment(experiment)
+    assert study is not None and study.readme is not None, f"{experiment}: no study with a README in the registry"
+    return study.name
 
 
 def committed(folder: Path):

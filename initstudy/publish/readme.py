@@ -7,12 +7,12 @@ repr (`|exact`: they equal the runs' metrics bit for bit); prose rounds to 4 sig
 line ending in `{# -#}` continues on the next one (Jinja drops the newline and the indent).
 """
 import functools
-import importlib
 import math
 from pathlib import Path
 
 import jinja2
 
+from initstudy import studies
 from initstudy.core import inits
 from initstudy.studies.ablate.readme import PLATEAU_WINDOW, leaves  # noqa: F401 (the numbers behind lab 01's prose)
 from initstudy.studies.walk.readme import walk_spread  # noqa: F401 (the numbers behind lab 00's prose)
@@ -46,8 +46,11 @@ def _templates(folder: str) -> jinja2.Environment:
 
 
 def study_readme(name: str):
-    """The module holding a study's numbers(); its readme.md.j2 sits beside it."""
-    return importlib.import_module(f"initstudy.studies.{name}.readme")
+    """The module holding a study's numbers() (the registry's readme); its readme.md.j2 sits beside it."""
+    study = studies.STUDIES[name]
+    if study.readme is None:
+        raise ValueError(f"study {name} has no README (its registry entry names no readme module)")
+    return study.part("readme")
 
 
 def render(name: str, doc: dict, manifest: dict, **extra) -> str:

@@ -39,7 +39,7 @@ class Study:
     record: object  # module: ASKS (the experiment's description), note(results, child) (a run's description)
     sweep: Sweep | None = None  # set: `initstudy sweep --study <name>` grids it
     lab: object = None  # publish.lab.Lab: the exported folder (export writes it, reproduce checks it)
-    readme: object = None  # the lab folder's README: its numbers function and template (publish/readme.py)
+    readme: object = None  # module: numbers(doc, manifest) -> dict, readme.md.j2 beside it (publish.readme.render)
 
     def part(self, name: str):
         """One of the study's parts, loaded: study.part("job"), study.part("record")."""
@@ -54,9 +54,9 @@ def _here(study: str, module: str, attr: str = "") -> str:
 
 
 def _study(name: str, experiment: str, sweep: Sweep | None = None, lab: bool = False) -> Study:
-    """A study laid out as the folders here are: job.py, record.py (and lab.py where it exports a folder)."""
+    """A study laid out as the folders here are: job.py, record.py (and lab.py, readme.py where it exports a folder)."""
     return Study(name, experiment, _here(name, "job"), _here(name, "record"), sweep,
-                 _here(name, "lab", "LAB") if lab else None)
+                 _here(name, "lab", "LAB") if lab else None, _here(name, "readme") if lab else None)
 
 
 STUDIES = {s.name: s for s in (
