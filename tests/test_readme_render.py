@@ -42,14 +42,6 @@ def test_committed_readme_is_its_template_filled_from_its_results(folder):
     assert ours == theirs
 
 
-def test_every_study_readme_is_package_data():
-    """pyproject ships each study's template in the wheel (`pip install .` renders READMEs too)."""
-    text = (REPO / "pyproject.toml").read_text()
-    assert '[tool.setuptools.package-data]\n"*" = ["*.j2"]' in text
-    assert {p.parent.name for p in (REPO / "initstudy" / "studies").glob("*/readme.md.j2")} >= {
-        study_of(committed(f)[1]["experiment"]) for f in FOLDERS}
-
-
 def test_a_number_the_template_states_but_numbers_lacks_is_an_error():
     """StrictUndefined: a template never prints an empty string where a number was meant to be."""
     doc, mf = committed(REPO / "projects" / "02-why-sqrt-n")
