@@ -31,7 +31,7 @@ def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
         0, 10, 20, 30, 40, 50, 60]
     for stat in diagnostics.STATS:
         for layer in (1, 12):
-            hist = client.get_metric_history(rid, diagnostics.metric_key(stat, layer))
+            hist = client.get_metric_history(rid, keys.layer(stat, layer))
             assert sorted(m.step for m in hist) == [0, 10, 20, 30, 40, 50], (stat, layer)
         for when, row in zip(keys.PROFILES, (expected.diag[stat][0], expected.diag[stat][-1])):  # depth profiles
             prof = sorted(client.get_metric_history(rid, keys.profile(stat, when)), key=lambda m: m.step)

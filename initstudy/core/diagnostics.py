@@ -1,11 +1,9 @@
 """Per-layer training diagnostics (the makemore notebook's), from a model after one step.
 
-One entry per statistic in STATS; ablate and diagnose log the same keys, `<stat>/L<nn>`, with
-L01 the first Linear block. Everything is computed in float64.
+One entry per statistic in STATS; ablate and diagnose log the same keys, `<stat>/L<nn>`
+(record/keys.py:layer), with L01 the first Linear block. Everything is computed in float64.
 """
 import numpy as np
-
-from initstudy.record import keys
 
 # stat -> what it measures; add a statistic here and in layer_stats, the loggers pick it up
 STATS = {
@@ -61,5 +59,3 @@ def histograms(arrays, bins=50) -> list:
         out.append((counts.astype(float), edges))
     return out
 
-
-metric_key = keys.layer  # `<stat>/Lnn`

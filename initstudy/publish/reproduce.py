@@ -9,7 +9,6 @@ difference is reported per series (max absolute and relative difference) and exi
 `--tolerance` accepts a relative difference for a run from another machine, and lists which
 recorded versions, hardware or BLAS differ from this one.
 """
-import json
 import math
 import os
 import signal
@@ -32,6 +31,7 @@ from initstudy.studies.scaling import compute as scaling
 from initstudy.studies.walk import compute as walk
 from initstudy.core.config import ConfigError, _float, parse, to_dict
 from initstudy.studies import STUDIES
+from initstudy.publish.check import environment_differences, read_json, report  # noqa: F401 (the checks' names)
 
 HELP = "re-run a lab folder's manifest.json and check its results bit for bit"
 
@@ -85,16 +85,6 @@ def load(path) -> tuple[dict, object, dict]:
     if not isinstance(doc, dict) or not isinstance(doc.get(block), dict):
         raise ConfigError(f"{doc_path} has no '{block}' block")
     return mf, config, doc
-
-
-def read_json(doc_path: Path):
-    """The results document beside a manifest; unreadable or not JSON: one ConfigError line."""
-    try:
-        return json.loads(doc_path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
 def expected_seeds(config, names, recorded=()) -> dict:
@@ -210,22 +200,6 @@ def _value_equal(a, b) -> bool:
     return a == b
 
 
-def environment_differences(mf: dict) -> list[str]:
-    here = provenance.collect()
-    out = []
-    for part in ("versions", "hardware", "blas"):
-        rec, now = mf.get(part) or {}, here[part]
-        # a package an older record does not list was not a dependency of that run (scipy came with gelu)
-        for k in sorted(set(rec) if part == "versions" else set(rec) | set(now)):
-            if part == "blas" and k == "threads":
-                continue  # the run pinned it; so do we
-            if rec.get(k) != now.get(k):
-                out.append(f"{part}.{k}: recorded {rec.get(k)!r}, here {now.get(k)!r}")
-    if mf.get("blas", {}).get("threads") not in (None, provenance.BLAS_THREADS):
-        out.append(f"blas.threads: recorded {mf['blas']['threads']!r}, re-run pinned to {provenance.BLAS_THREADS}")
-    return out
-
-
 def run(path, tolerance=None, cells="all") -> int:
     tol = None
     if tolerance is not None:
@@ -287,25 +261,6 @@ def run(path, tolerance=None, cells="all") -> int:
     if note:
         print(note)
     return 1 if bad else 0
-
-
-def report(mf: dict, path, what: str, differ: str, bad: list, near: list, tol):
-    """The verdict: bit for bit, within the tolerance, or not reproduced with each difference; and where
-    it is not bit for bit, how this machine differs from the recorded one."""
-    where = f"({mf['experiment']}, {Path(path)})"
-    if not bad and not near:
-        print(f"reproduced bit for bit: {what} {where}")
-    elif not bad:
-        print(f"reproduced within relative tolerance {tol:g}, not bit for bit: {what} {where}")
-        print("\n".join(f"  {l}" for l in near))
-    else:
-        print(f"NOT reproduced: {differ}{'' if tol is None else f' beyond relative tolerance {tol:g}'} {where}")
-        print("\n".join(f"  {l}" for l in bad + near))
-    if bad or tol is not None:
-        env = environment_differences(mf)
-        print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
-        for line in env:
-            print(f"  {line}")
 
 
 def _experiment_of(path) -> str | None:

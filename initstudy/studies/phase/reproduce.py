@@ -18,6 +18,7 @@ from initstudy.studies.phase import compute as phase
 
 from initstudy.studies.phase.record import sweep_row
 from initstudy.core.config import ConfigError, parse
+from initstudy.publish import check
 
 COMPARED = ("weight_seed", "loss_sha256", "last_loss", "train_acc", "test_acc", "final_train_loss", "steps_to_nan",
             "chi1", "xi_c", "six_xi_c")
@@ -29,10 +30,8 @@ def load(path) -> tuple[dict, phase.PhaseConfig, dict]:
     except manifest.ManifestError as e:
         raise ConfigError(str(e)) from None
     config = parse(phase.PhaseConfig, manifest.config_from_lab(mf["config"]))
-    from initstudy.publish.reproduce import read_json
-
     doc_path = Path(path).with_name("phase.json")
-    doc = read_json(doc_path)
+    doc = check.read_json(doc_path)
     if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
         raise ConfigError(f"{doc_path} has no 'cells'")
     return mf, config, doc
@@ -89,8 +88,6 @@ def data_differences(mf: dict, config: phase.PhaseConfig) -> list[str]:
 
 
 def run(path, tol: float | None, spec: str = "all") -> int:
-    from initstudy.publish import reproduce
-
     mf, config, doc = load(path)
     cells = choose(doc["cells"], spec)
     seeds = {f"weights/d{c['depth']}/s{c['seed']}": config.cell(c["sigma_w2"], c["depth"], c["seed"]).weight_seed(
@@ -107,5 +104,5 @@ def run(path, tol: float | None, spec: str = "all") -> int:
             bad += b
             near += n
     what = f"{len(cells)} of {len(doc['cells'])} cells ({len(cells) * len(COMPARED)} values, loss series by sha256)"
-    reproduce.report(mf, path, what, f"{len(bad)} values differ in {what}", bad, near, tol)
+    check.report(mf, path, what, f"{len(bad)} values differ in {what}", bad, near, tol)
     return 1 if bad else 0

@@ -1,0 +1,54 @@
+"""What every reproduce check shares (publish/reproduce.py's and each study's own, e.g.
+studies/phase/reproduce.py): the results document read with one clear line on failure, the verdict's
+lines, and how this machine differs from the recorded one. Imports no study: a study's check can use it.
+"""
+import json
+from pathlib import Path
+
+from initstudy.core.config import ConfigError
+from initstudy.record import provenance
+
+
+def read_json(doc_path: Path):
+    """The results document beside a manifest; unreadable or not JSON: one ConfigError line."""
+    try:
+        return json.loads(doc_path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def environment_differences(mf: dict) -> list[str]:
+    here = provenance.collect()
+    out = []
+    for part in ("versions", "hardware", "blas"):
+        rec, now = mf.get(part) or {}, here[part]
+        # a package an older record does not list was not a dependency of that run (scipy came with gelu)
+        for k in sorted(set(rec) if part == "versions" else set(rec) | set(now)):
+            if part == "blas" and k == "threads":
+                continue  # the run pinned it; so do we
+            if rec.get(k) != now.get(k):
+                out.append(f"{part}.{k}: recorded {rec.get(k)!r}, here {now.get(k)!r}")
+    if mf.get("blas", {}).get("threads") not in (None, provenance.BLAS_THREADS):
+        out.append(f"blas.threads: recorded {mf['blas']['threads']!r}, re-run pinned to {provenance.BLAS_THREADS}")
+    return out
+
+
+def report(mf: dict, path, what: str, differ: str, bad: list, near: list, tol):
+    """The verdict: bit for bit, within the tolerance, or not reproduced with each difference; and where
+    it is not bit for bit, how this machine differs from the recorded one."""
+    where = f"({mf['experiment']}, {Path(path)})"
+    if not bad and not near:
+        print(f"reproduced bit for bit: {what} {where}")
+    elif not bad:
+        print(f"reproduced within relative tolerance {tol:g}, not bit for bit: {what} {where}")
+        print("\n".join(f"  {l}" for l in near))
+    else:
+        print(f"NOT reproduced: {differ}{'' if tol is None else f' beyond relative tolerance {tol:g}'} {where}")
+        print("\n".join(f"  {l}" for l in bad + near))
+    if bad or tol is not None:
+        env = environment_differences(mf)
+        print("recorded environment vs this machine: " + ("identical (versions, hardware, BLAS)" if not env else ""))
+        for line in env:
+            print(f"  {line}")
