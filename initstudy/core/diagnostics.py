@@ -59,3 +59,9 @@ def histograms(arrays, bins=50) -> list:
         out.append((counts.astype(float), edges))
     return out
 
+
+def pair_correlation(zp: np.ndarray) -> float:
+    """Mean over pairs of <z_a, z_b> / (|z_a| |z_b|) (uncentred, as the c-map's q12 / q)."""
+    a, b = zp.astype(np.float64)
+    with np.errstate(all="ignore"):
+        return float(np.mean(np.sum(a * b, 1) / np.sqrt(np.sum(a * a, 1) * np.sum(b * b, 1))))

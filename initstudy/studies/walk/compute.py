@@ -17,6 +17,7 @@ import numpy as np
 from initstudy.core import inits, lsuv, nn, resnet, seeds, theory
 
 from initstudy.core.config import ConfigError, at_least, one_of, positive
+from initstudy.core.diagnostics import pair_correlation  # noqa: F401 (walk's and residual's corr)
 
 DTYPES = ("float64", "float32", "float16")
 # config fields beyond lab 00's: results.json keeps them in its "signal" block, so that its "config"
@@ -161,13 +162,6 @@ def pair_batch(config: WalkConfig) -> np.ndarray:
     za, zb = seeds.rng(config.stream_seeds()["pairs"]).standard_normal((2, config.batch, config.width))
     pairs = np.stack([za, config.c0 * za + np.sqrt(1 - config.c0**2) * zb])
     return (pairs * np.sqrt(config.input_variance)).astype(config.dtype)
-
-
-def pair_correlation(zp: np.ndarray) -> float:
-    """Mean over pairs of <z_a, z_b> / (|z_a| |z_b|) (uncentred, as the c-map's q12 / q)."""
-    a, b = zp.astype(np.float64)
-    with np.errstate(all="ignore"):
-        return float(np.mean(np.sum(a * b, 1) / np.sqrt(np.sum(a * a, 1) * np.sum(b * b, 1))))
 
 
 def run_walk(config: WalkConfig, init: str, signal: bool = True) -> WalkResult:

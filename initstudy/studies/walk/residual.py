@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from initstudy.core import inits, nn, resnet, seeds, theory
+from initstudy.core.diagnostics import pair_correlation
 from initstudy.core import resnet_theory as rt
 
 
@@ -87,8 +88,6 @@ def layer_input(block: resnet.Block, layer):
 
 def run_resnet(config, init: str, x, zp, top):
     """(var, pred, var_theory, saturated, mean, grad_var, grad_theory, corr, corr_theory, jacobian, extra)."""
-    from initstudy.studies.walk.compute import pair_correlation
-
     net = build(config, init)
     sw2 = config.width * inits.weight_variance(init, config.width, config.gain)
     m, act, norm = config.branch_layers, config.activation, config.norm
