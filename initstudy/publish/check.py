@@ -1,9 +1,13 @@
 """What every reproduce check shares (publish/reproduce.py's and each study's own, e.g.
 studies/phase/reproduce.py): the results document read with one clear line on failure, the verdict's
-lines, and how this machine differs from the recorded one. Imports no study: a study's check can use it.
+lines, how two series compare (bit for bit, NaN equal to NaN), and how this machine differs from the
+recorded one. Imports no study: a study's check can use it.
 """
 import json
+import math
 from pathlib import Path
+
+import numpy as np
 
 from initstudy.core.config import ConfigError
 from initstudy.record import provenance
@@ -17,6 +21,23 @@ def read_json(doc_path: Path):
         raise ConfigError(f"cannot read {doc_path}: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def diff(recorded: np.ndarray, now: np.ndarray) -> tuple[bool, float, float, str]:
+    """(bit-identical, max abs diff, max rel diff, note) with NaN equal to NaN."""
+    if recorded.shape != now.shape:
+        return False, math.inf, math.inf, f"length {len(recorded)} recorded, {len(now)} now"
+    if np.array_equal(recorded, now, equal_nan=True):
+        return True, 0.0, 0.0, ""
+    nan_r, nan_n = np.isnan(recorded), np.isnan(now)
+    if not np.array_equal(nan_r, nan_n):
+        first = int(np.argmax(nan_r != nan_n))
+        return False, math.inf, math.inf, f"NaN at different positions (first at index {first})"
+    ok = ~nan_r
+    a = np.abs(recorded[ok] - now[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(a == 0, 0.0, a / np.maximum(np.abs(recorded[ok]), np.abs(now[ok])))
+    return False, float(a.max()), float(rel.max()), ""
 
 
 def environment_differences(mf: dict) -> list[str]:

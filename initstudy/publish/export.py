@@ -1,9 +1,10 @@
-"""Export: finished MLflow runs -> the committed lab folders (projects/10-variance-walk, 10-init-matters).
+"""Export: finished MLflow runs -> the committed lab folders (projects/<experiment>/), one per study with a lab.
 
-A lab folder is rebuilt from one complete set of runs (a parent with a child per init, or one
-single run per init with the same config): the results document and manifest read back from the
-runs' artifacts, the plot re-drawn from that document, the README written from its numbers, and a
-short script that re-runs the manifest and compares. The same runs always give the same bytes.
+A lab folder is rebuilt from one complete set of runs (its study's Lab says which: a parent with a
+child per init or one single run per init with the same config; one run; one parent run): the
+results document and manifest read back from the runs' artifacts, the plot re-drawn from that
+document, the README written from its numbers, and a short script that re-runs the manifest and
+compares. The same runs always give the same bytes. Nothing here names a study: the registry does.
 
 Everything is checked before anything is written; a folder is written beside its target and
 renamed into place, so an interrupted export leaves the old folder (or none), never half of one.
@@ -14,40 +15,24 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
+from initstudy import studies
 from initstudy.core import inits
-
-from initstudy.record import manifest, results, tracking
-
-from initstudy.publish import readme
-
-from initstudy.studies.scaling import compute as scaling
 from initstudy.core.config import ConfigError
-from initstudy.studies import STUDIES
-
-WALK, ABLATE, SCALING, TRAINABILITY = (STUDIES[s].experiment for s in ("walk", "ablate", "scaling", "phase"))
+from initstudy.publish import readme
+from initstudy.record import manifest, results, tracking
 
 HELP = "write the lab folders (projects/<experiment>/) from finished MLflow runs"
 
 
-@dataclass(frozen=True)
-class Lab:
-    experiment: str
-    results: str  # the results document's file name
-    plot: str
-    script: str
-    script_doc: str
+def lab(experiment: str):
+    """The study's Lab of `experiment` (a key of studies.with_lab())."""
+    return studies.with_lab()[experiment].part("lab")
 
 
-LABS = {
-    WALK: Lab(WALK, "results.json", "variance.png", "walk.py", "lab 00, the variance walk"),
-    ABLATE: Lab(ABLATE, "losses.json", "loss_curves.png", "train.py", "lab 01, the init ablation"),
-    SCALING: Lab(SCALING, "results.json", "scaling.png", "why_sqrt_n.py", "lab 02, why 1/sqrt(n)"),
-    TRAINABILITY: Lab(TRAINABILITY, "phase.json", "phase.png", "trainability.py", "the trainability phase diagram"),
-}
-SINGLE_RUN_LABS = (SCALING,)  # one run is the whole study (no init schemes): the folder is that run's
-PARENT_LABS = (TRAINABILITY,)  # one parent run is the whole study (its children are cells): the folder is the parent's
+def whole(experiment: str) -> bool:
+    """One run (or one parent) is the whole study: the folder is that run's."""
+    return lab(experiment).runs in ("run", "parent")
 
 SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
 {results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
@@ -199,37 +184,37 @@ def _params(s: RunSet) -> dict:
 
 
 def newest_sets(tracker, allow_unfinished: bool) -> list:
-    """Per lab, the newest complete set (for the walk, the newest linear one if any: the lab's setup)."""
+    """Per lab, the newest complete set (where its Lab prefers some, e.g. the linear walk, the newest of those)."""
     out = []
-    for experiment in LABS:
-        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+    for experiment in studies.with_lab():
+        if whole(experiment):
             runs = [r for r in tracker.search(f"tags.`{tracking.EXPERIMENT_TAG}` = '{experiment}'")
                     if (allow_unfinished or r.info.status == "FINISHED")
-                    and (experiment in SINGLE_RUN_LABS or _tag(r, tracking.ROLE_TAG) == "parent")]
+                    and (lab(experiment).runs == "run" or _tag(r, tracking.ROLE_TAG) == "parent")]
             out += [RunSet(experiment, None, {experiment: runs[0]})] if runs else []
             continue
         sets = complete_sets(tracker, experiment, allow_unfinished)
-        if experiment == WALK:
-            sets = [s for s in sets if _params(s).get("activation") == "linear"] or sets
+        if lab(experiment).prefer:
+            sets = [s for s in sets if lab(experiment).prefer(_params(s))] or sets
         if sets:
             out.append(sets[0])
     if not out:
-        raise ConfigError(f"no complete {' or '.join(LABS)} set of {'' if allow_unfinished else 'FINISHED '}runs in "
-                          f"{tracking.redact_uri(tracker.uri)}; run `mlflow run . -e walk --env-manager local` first")
+        raise ConfigError(f"no complete {' or '.join(studies.with_lab())} set of {'' if allow_unfinished else 'FINISHED '}"
+                          f"runs in {tracking.redact_uri(tracker.uri)}; run `mlflow run . -e walk --env-manager local` first")
     return out
 
 
-def relu_companion(tracker, s: RunSet):
-    """For a linear walk: the newest finished ReLU walk of the same shape and seed (lab 00's bonus), or None."""
-    p = _params(s)
-    if s.experiment != WALK or p.get("activation") != "linear":
+def companion(tracker, s: RunSet):
+    """The newest finished set the README quotes beside this one (lab 00's linear walk: the ReLU walk of
+    the same shape and seed), or None."""
+    quotes = lab(s.experiment).companion
+    if quotes is None:
         return None
-    same = ("depth", "width", "batch", "input_variance", "dtype", "seed", "sigma_b2", "gain")
-    for other in complete_sets(tracker, WALK, False):
-        q = _params(other)
-        if q.get("activation") == "relu" and all(q.get(k) == p.get(k) for k in same):
-            return other
-    return None
+    p = _params(s)
+    return next((other for other in complete_sets(tracker, s.experiment, False) if quotes(p, _params(other))), None)
+
+
+relu_companion = companion  # lab 00's name for it
 
 
 def find_sets(tracker, run_ids: list) -> list:
@@ -240,13 +225,13 @@ def find_sets(tracker, run_ids: list) -> list:
         if run is None:
             raise ConfigError(f"unknown run id {rid} in {tracking.redact_uri(tracker.uri)}")
         experiment = _tag(run, tracking.EXPERIMENT_TAG)
-        if experiment not in LABS:
-            raise ConfigError(f"run {rid} is not a {' or '.join(LABS)} run (tag {tracking.EXPERIMENT_TAG} "
+        if experiment not in studies.with_lab():
+            raise ConfigError(f"run {rid} is not a {' or '.join(studies.with_lab())} run (tag {tracking.EXPERIMENT_TAG} "
                               f"is {experiment!r})")
-        if experiment in PARENT_LABS and _tag(run, tracking.ROLE_TAG) != "parent":
+        if lab(experiment).runs == "parent" and _tag(run, tracking.ROLE_TAG) != "parent":
             raise ConfigError(f"run {rid} is one cell of a {experiment} study; give its parent run "
                               f"({_tag(run, tracking.PARENT_TAG)})")
-        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+        if whole(experiment):
             if experiment in members:
                 raise ConfigError(f"two {experiment} runs given: {members[experiment][0].info.run_id}, {rid}")
             members[experiment] = [run]
@@ -256,9 +241,9 @@ def find_sets(tracker, run_ids: list) -> list:
             parents[experiment] = run
         else:
             members.setdefault(experiment, []).append(run)
-    sets = [RunSet(e, None, {e: members[e][0]}) for e in SINGLE_RUN_LABS + PARENT_LABS if e in members]
-    for experiment in LABS:
-        if experiment in SINGLE_RUN_LABS + PARENT_LABS:
+    sets = [RunSet(e, None, {e: members[e][0]}) for e in studies.with_lab() if whole(e) and e in members]
+    for experiment in studies.with_lab():
+        if whole(experiment):
             continue
         if experiment in parents and experiment in members:
             raise ConfigError(f"{experiment}: give either a parent run or one run per init, not both")
@@ -304,7 +289,10 @@ def _artifact(tracker, run, name: str, tmp: Path) -> Path:
 def _read_manifest(tracker, run, tmp) -> dict:
     path = _artifact(tracker, run, "manifest.json", tmp)
     try:
-        return manifest.read(path)
+        mf = manifest.read(path)
+        if mf["experiment"] in studies.with_lab() and lab(mf["experiment"]).runs == "inits":
+            manifest.need_inits(mf)
+        return mf
     except manifest.ManifestError as e:
         raise ConfigError(f"run {run.info.run_id}: {str(e).replace(str(path), 'manifest.json')}") from None
 
@@ -337,11 +325,31 @@ def _same_config(experiment, manifests: dict):
 
 def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
     """{file name: bytes} of the lab folder."""
-    lab = LABS[s.experiment]
-    if s.experiment in SINGLE_RUN_LABS:
-        return build_single_run_folder(tracker, s, lab, tmp)
-    if s.experiment in PARENT_LABS:
-        return build_phase_folder(tracker, s, lab, tmp)
+    lab_ = lab(s.experiment)
+    if whole(s.experiment):
+        run, mf, doc = _study_run(tracker, s, lab_, tmp)
+        extra = ()
+    else:
+        mf, doc = _set_documents(tracker, s, lab_, tmp)
+        other = companion(tracker, s)
+        extra = (read_doc(tracker, other, lab_.results, tmp), sets_ids([other], s.experiment)) if other else ()
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / lab_.plot
+        lab_.draw(doc, png)
+        image = png.read_bytes()
+    return {
+        lab_.script: (lab_.script_text or SCRIPT).format(doc=lab_.script_doc, results=lab_.results,
+                                                          script=lab_.script).encode(),
+        lab_.results: results.dumps(doc).encode(),
+        lab_.plot: image,
+        "manifest.json": manifest.dumps(mf).encode(),
+        "README.md": readme.render(studies.with_lab()[s.experiment].name, doc, mf, *extra).encode(),
+    }
+
+
+def _set_documents(tracker, s: RunSet, lab_, tmp: Path) -> tuple:
+    """(manifest as a reader sees it, results document) of a set of runs per init: the parent's, or the
+    single runs' merged; every init's run must agree on the config and seeds."""
     manifests = {i: _read_manifest(tracker, r, tmp) for i, r in s.runs.items()}
     _same_config(s.experiment, manifests)
     if s.parent:
@@ -350,27 +358,11 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
     else:
         mf = merge_manifests(manifests, s)
     mf = public_store(mf)
-    doc = read_doc(tracker, s, lab.results, tmp)
+    doc = read_doc(tracker, s, lab_.results, tmp)
     missing = [i for i in inits.LAB_INITS if i not in doc["inits"] or i not in mf["config"]["inits"]]
     if missing:
-        raise ConfigError(f"{s.experiment}: the runs' {lab.results}/manifest.json hold no {', '.join(missing)}")
-    with tempfile.TemporaryDirectory() as d:
-        png = Path(d) / lab.plot
-        (plot_walk if s.experiment == WALK else plot_ablate)(doc, png)
-        image = png.read_bytes()
-    if s.experiment == WALK:
-        relu = relu_companion(tracker, s)
-        text = readme.walk(doc, mf, relu and read_doc(tracker, relu, lab.results, tmp),
-                           relu and sets_ids([relu], WALK))
-    else:
-        text = readme.ablate(doc, mf)
-    return {
-        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
-        lab.results: results.dumps(doc).encode(),
-        lab.plot: image,
-        "manifest.json": manifest.dumps(mf).encode(),
-        "README.md": text.encode(),
-    }
+        raise ConfigError(f"{s.experiment}: the runs' {lab_.results}/manifest.json hold no {', '.join(missing)}")
+    return mf, doc
 
 
 def public_store(mf: dict) -> dict:
@@ -383,74 +375,18 @@ def public_store(mf: dict) -> dict:
     return {**mf, "mlflow": m}
 
 
-def _study_run(tracker, s: RunSet, lab: Lab, tmp: Path, needs: str | None = None) -> tuple:
+def _study_run(tracker, s: RunSet, lab_, tmp: Path) -> tuple:
     """(run, manifest as a reader sees it, results document) of a study that is one run (or one parent)."""
     (run,) = s.runs.values()
     mf = public_store(_read_manifest(tracker, run, tmp))
-    path = _artifact(tracker, run, lab.results, tmp)
+    path = _artifact(tracker, run, lab_.results, tmp)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment or (needs and not doc.get(needs)):
-        raise ConfigError(f"run {run.info.run_id}: {lab.results} is not a {s.experiment} results document")
+        raise ConfigError(f"run {run.info.run_id}: {lab_.results} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("experiment") != s.experiment or not doc.get(lab_.block):
+        raise ConfigError(f"run {run.info.run_id}: {lab_.results} is not a {s.experiment} results document")
     return run, mf, doc
-
-
-def build_single_run_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
-    """A study that is one run (lab 02): its results.json and manifest as recorded, the plot re-drawn
-    from the results, the README from its numbers."""
-    from initstudy.record import plots
-
-    run, mf, doc = _study_run(tracker, s, lab, tmp)
-    with tempfile.TemporaryDirectory() as d:
-        png = Path(d) / lab.plot
-        plots.scaling(doc, png, title=scaling.title(doc["config"]))
-        image = png.read_bytes()
-    return {
-        lab.script: SCRIPT.format(doc=lab.script_doc, results=lab.results, script=lab.script).encode(),
-        lab.results: results.dumps(doc).encode(),
-        lab.plot: image,
-        "manifest.json": manifest.dumps(mf).encode(),
-        "README.md": readme.scaling(doc, mf).encode(),
-    }
-
-
-PHASE_SCRIPT = '''"""Re-train the cells of the trainability study from the manifest.json beside this file and compare
-each cell's numbers in phase.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
-
-    python {script}                        # every cell: costs what the study cost
-    python {script} --cells 1.75:10,4:10   # chosen cells, SIGMA_W2:DEPTH[:SEED]
-    python {script} --tolerance 1e-6       # another machine: relative tolerance, lists what differs
-"""
-import sys
-from pathlib import Path
-
-from initstudy.publish import reproduce
-
-if __name__ == "__main__":
-    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
-'''
-
-
-def build_phase_folder(tracker, s: RunSet, lab: Lab, tmp: Path) -> dict:
-    """The trainability study (one parent, a child per cell): phase.json and the manifest as recorded
-    (the manifest without the local store), phase.png re-drawn from phase.json, the README from its numbers."""
-    from initstudy.record import plots
-    from initstudy.studies.phase.verdict import TRAINED_ACC
-
-    run, mf, doc = _study_run(tracker, s, lab, tmp, "cells")
-    with tempfile.TemporaryDirectory() as d:
-        png = Path(d) / lab.plot
-        plots.phase_diagram(doc, png, TRAINED_ACC)
-        image = png.read_bytes()
-    return {
-        lab.script: PHASE_SCRIPT.format(script=lab.script).encode(),
-        lab.results: results.dumps(doc).encode(),
-        lab.plot: image,
-        "manifest.json": manifest.dumps(mf).encode(),
-        "README.md": readme.trainability(doc, mf).encode(),
-    }
 
 
 def read_doc(tracker, s: RunSet, name: str, tmp) -> dict:
@@ -478,36 +414,6 @@ def merge_manifests(manifests: dict, s: RunSet) -> dict:
     out["mlflow"] = {**first["mlflow"], "parent_run_id": None,
                      "run_ids": {i: r.info.run_id for i, r in s.runs.items()}}
     return out
-
-
-# --- plots, re-drawn from the documents read back
-
-def plot_walk(doc: dict, path):
-    from initstudy.record import plots
-
-    c = doc["config"]
-    series = results.walk_series(doc)
-    rs = []
-    for init in doc["inits"]:
-        s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
-        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES if k in s}) if "corr" in s else None
-        rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
-                                  saturated=s["saturated"].astype(bool), signal=signal))
-    title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"
-    plots.variance_walk(rs, path, title=title)
-
-
-def plot_ablate(doc: dict, path):
-    from initstudy.record import plots
-
-    c = doc["config"]
-    rs = [SimpleNamespace(init=init, losses=results.from_json(b["loss"]), outcome=b["outcome"],
-                          steps_to_nan=b["steps_to_nan"], flatline_step=b["flatline_step"],
-                          expected_initial_loss=b["summary"]["expected_initial_loss"])
-          for init, b in doc["inits"].items()]
-    title = (f"Init ablation: {c['depth']}-layer {c['activation']} MLP, width {c['width']}, "
-             f"lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}, {c['dtype']}")
-    plots.loss_curves(rs, path, title=title)
 
 
 def run_cli(argv=None, prog="export_run") -> int:

@@ -53,12 +53,14 @@ def study_readme(name: str):
     return study.part("readme")
 
 
-def render(name: str, doc: dict, manifest: dict, **extra) -> str:
-    """The README.md of study `name` from its results document and manifest (`extra`: what its
+def render(name: str, doc: dict, manifest: dict, *args, **extra) -> str:
+    """The README.md of study `name` from its results document and manifest (`args`, `extra`: what its
     numbers() takes besides, e.g. walk's ReLU companion)."""
     module = study_readme(name)
-    numbers = module.numbers(doc, manifest, **extra)
-    template = _templates(str(Path(module.__file__).parent)).get_template("readme.md.j2")
+    numbers = module.numbers(doc, manifest, *args, **extra)
+    env = _templates(str(Path(module.__file__).parent))
+    # a study registered at run time may hold its template's text (TEMPLATE) instead of the file
+    template = env.from_string(module.TEMPLATE) if hasattr(module, "TEMPLATE") else env.get_template("readme.md.j2")
     return template.render(numbers, manifest=manifest)
 
 

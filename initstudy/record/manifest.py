@@ -2,7 +2,10 @@
 
 The lab's schema and key names (experiment, date, seed, versions, hardware, config,
 results_summary) plus what a re-run needs that the lab leaves out: the per-init derived seeds, the
-BLAS pin, git, and where the runs live in MLflow.
+BLAS pin, git, and where the runs live in MLflow. Versions of this schema (schema_version):
+  1  every manifest written before the key (all committed projects/*/manifest.json): read as 2 is
+  2  the same keys, and schema_version
+A reader takes every version up to SCHEMA_VERSION and refuses a newer one in one line.
 """
 import json
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 REQUIRED = ("experiment", "date", "seed", "versions", "hardware", "config", "results_summary", "seeds", "blas",
             "git", "mlflow")
 
-PER_INIT_LABS = ("10-variance-walk", "10-init-matters")  # labs whose manifests list their init schemes
+SCHEMA_VERSION = 2
 
 # our config field -> the lab's key; the manifest's config uses the lab's names
 LAB_KEYS = {"width": "hidden_dim", "batch": "batch_size"}
@@ -31,6 +34,7 @@ def config_from_lab(config: dict) -> dict:
 
 def build(*, experiment, date, seed, provenance, config, inits, results_summary, seeds, mlflow) -> dict:
     return {
+        "schema_version": SCHEMA_VERSION,
         "experiment": experiment,
         "date": date,
         "seed": seed,
@@ -51,12 +55,22 @@ def validate(manifest) -> dict:
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise ManifestError(f"manifest is missing keys: {', '.join(missing)}")
+    version = manifest.get("schema_version", 1)  # version 1 has no key
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+        raise ManifestError(f"manifest schema_version must be an integer in 1..{SCHEMA_VERSION} (this initstudy "
+                            f"reads those); got {version!r}")
     if not isinstance(manifest["config"], dict):
         raise ManifestError("manifest config must be a JSON object")
-    inits = manifest["config"].get("inits")  # a study without init schemes (lab 02) records none
-    if (inits is not None or manifest["experiment"] in PER_INIT_LABS) and not (isinstance(inits, list) and inits):
-        raise ManifestError("manifest config must list its inits")
+    if manifest["config"].get("inits") is not None:  # a study without init schemes (lab 02) records none
+        need_inits(manifest)
     return manifest
+
+
+def need_inits(manifest: dict):
+    """A study run per init (its registry Lab says so) lists them: a non-empty list."""
+    inits = manifest["config"].get("inits")
+    if not (isinstance(inits, list) and inits):
+        raise ManifestError("manifest config must list its inits")
 
 
 def read(path) -> dict:

@@ -32,14 +32,39 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class Lab:
+    """A study's lab folder projects/<experiment>/: what export writes from the runs and reproduce re-runs.
+
+    runs: what one folder is made of: "inits" (a parent with a child per init, or one single run per
+    init), "run" (one run is the whole study), "parent" (one parent run; its children are cells)."""
+    runs: str
+    results: str  # the results document's file name
+    block: str  # the key a results document must have (its main block)
+    plot: str  # the figure's file name, re-drawn from the document: draw(doc, path)
+    draw: object
+    script: str  # the folder's script (re-runs the manifest, compares); script_doc: what it re-runs
+    script_doc: str
+    config: object = None  # the config class the manifest's config parses into
+    seeds: object = None  # (config, inits, recorded seeds) -> {stream: seed} the manifest must hold
+    rerun: object = None  # (config, inits) -> (results document, results_summary), recomputed
+    series: object = None  # results document -> {name: array}, compared bit for bit
+    align: object = None  # (recorded doc, recomputed doc) -> (doc, series, note): a document from before a block
+    dataset: object = None  # config -> the dataset, checked against the manifest's data block where it has one
+    check: object = None  # module: a study's own reproduce (prepare(path, spec) -> manifest, run(path, tol, spec))
+    script_text: str = ""  # the script's text, where not the shared one (publish/export.py: SCRIPT)
+    prefer: object = None  # export: params -> True for the complete set to prefer (walk: the linear one)
+    companion: object = None  # export: (params, other params) -> True for a set the README quotes beside
+
+
+@dataclass(frozen=True)
 class Study:
     name: str  # the command and entry point: `initstudy <name>`, `mlflow run . -e <name>`
     experiment: str  # its lab: the MLflow experiment, the manifest's "experiment", the initstudy.experiment tag
     job: object  # module: HELP, add_arguments(parser), main(args); a sweepable study's child_record(...)
     record: object  # module: ASKS (the experiment's description), note(results, child) (a run's description)
     sweep: Sweep | None = None  # set: `initstudy sweep --study <name>` grids it
-    lab: object = None  # publish.lab.Lab: the exported folder (export writes it, reproduce checks it)
-    readme: object = None  # module: numbers(doc, manifest) -> dict, readme.md.j2 beside it (publish.readme.render)
+    lab: object = None  # Lab: the exported folder (export writes it, reproduce checks it)
+    readme: object = None  # module: numbers(doc, manifest, ...) for readme.md.j2 beside it (publish/readme.py)
 
     def part(self, name: str):
         """One of the study's parts, loaded: study.part("job"), study.part("record")."""
@@ -81,6 +106,11 @@ def register(study: Study) -> Study:
     """Add a study at run time (a test's toy study); the folders here are registered above."""
     STUDIES[study.name] = study
     return study
+
+
+def with_lab() -> dict:
+    """{experiment: study} of the studies that export a lab folder, in the registry's order."""
+    return {s.experiment: s for s in STUDIES.values() if s.lab is not None}
 
 
 def by_experiment(experiment: str) -> Study | None:

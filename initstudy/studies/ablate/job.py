@@ -8,7 +8,7 @@ from initstudy.core import parametrization as P
 from initstudy.record import keys, manifest, progress, provenance, results, tracking
 from initstudy.run import parallel
 from initstudy.studies import STUDIES
-from initstudy.studies.ablate.record import note
+from initstudy.studies.ablate.record import ablate_summary, note
 from initstudy.studies.ablate.compute import AblateConfig
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
@@ -31,16 +31,6 @@ def main(args):
     warn_lsuv("initstudy ablate", out["results"].values())
     print(f"ablate: logged run {out['run_ids']['top']}: " + ", ".join(f"{n} {r.outcome}" for n, r in out["results"].items())
           + f"\n  mlflow ui: {out['link']}")
-
-
-def ablate_summary(group) -> dict:
-    """The lab's results_summary: steps_to_nan_<init>, final_loss_<init> (null where none)."""
-    out = {}
-    for r in group:
-        out[f"steps_to_nan_{r.init}"] = r.steps_to_nan
-        out[f"final_loss_{r.init}"] = results.jsonable([r.final_loss])[0]
-        out[f"outcome_{r.init}"] = r.outcome
-    return out
 
 
 def streamed_metrics(r) -> list:

@@ -34,3 +34,13 @@ def note(group, child: bool) -> str:
 
 def sweep_row(r) -> dict:
     return {"outcome": r.outcome, "steps_to_nan": r.steps_to_nan, "final_loss": results.jsonable([r.final_loss])[0]}
+
+
+def ablate_summary(group) -> dict:
+    """The lab's results_summary: steps_to_nan_<init>, final_loss_<init> (null where none)."""
+    out = {}
+    for r in group:
+        out[f"steps_to_nan_{r.init}"] = r.steps_to_nan
+        out[f"final_loss_{r.init}"] = results.jsonable([r.final_loss])[0]
+        out[f"outcome_{r.init}"] = r.outcome
+    return out

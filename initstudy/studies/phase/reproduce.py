@@ -87,6 +87,13 @@ def data_differences(mf: dict, config: phase.PhaseConfig) -> list[str]:
                                               f"(sha256 {now[:12]} vs {block['sha256'][:12]})"]
 
 
+def prepare(path, spec: str = "all") -> dict:
+    """The manifest, once it and the cells chosen are known good (else one ConfigError line)."""
+    mf, _, doc = load(path)
+    choose(doc["cells"], spec)
+    return mf
+
+
 def run(path, tol: float | None, spec: str = "all") -> int:
     mf, config, doc = load(path)
     cells = choose(doc["cells"], spec)

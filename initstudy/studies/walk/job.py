@@ -9,7 +9,7 @@ from initstudy.run.runs import (add_common_arguments, common_params, config_from
                             lsuv_manifest, lsuv_record, mlflow_block, record, run_set, summary_metrics, today,
                             warn_lsuv, write_text)
 from initstudy.studies import STUDIES
-from initstudy.studies.walk.record import note
+from initstudy.studies.walk.record import lab_summary, note
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 EXPERIMENT = STUDIES["walk"].experiment
@@ -28,11 +28,6 @@ def main(args):
     out = run(config, args.init, args.tracking_uri)
     warn_lsuv("initstudy walk", out["results"].values())
     print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})\n  mlflow ui: {out['link']}")
-
-
-def lab_summary(group) -> dict:
-    """The manifest's results_summary: <init>_final_layer_variance (the lab's keys, one per init)."""
-    return {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in group}
 
 
 def child_metrics(r) -> list:

@@ -35,3 +35,8 @@ def sweep_row(r) -> dict:
     sat = np.flatnonzero(r.saturated)
     return {"final_layer_variance": results.jsonable([r.var[-1]])[0],
             "saturated_from_layer": int(sat[0]) if len(sat) else None}
+
+
+def lab_summary(group) -> dict:
+    """The manifest's results_summary: <init>_final_layer_variance (the lab's keys, one per init)."""
+    return {f"{r.init}_final_layer_variance": results.jsonable([r.var[-1]])[0] for r in group}
