@@ -173,8 +173,8 @@ def tolerance_of(tolerance) -> float | None:
 def run(path, tolerance=None, cells="all") -> int:
     tol = tolerance_of(tolerance)
     mf, lab = read(path)
-    own = studies.load(lab.own) if lab.own else None
-    if own:  # the study's own own; a bad manifest or cell list is one line before any re-run
+    own = studies.load(lab.check) if lab.check else None
+    if own:  # the study's own check; a bad manifest or cell list is one line before any re-run
         mf = own.prepare(path, cells)
     else:
         mf, config, doc = load(path)
