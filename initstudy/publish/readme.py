@@ -69,7 +69,7 @@ def label(init: str) -> str:
     return inits.INITS[init].label if init in inits.INITS else init
 
 
-# --- each lab folder's README by the name export and the tests call it
+# --- each lab folder's README by the name its tests call it (export calls render)
 
 def walk(doc: dict, mf: dict, relu_doc: dict | None = None, relu_runs=()) -> str:
     """projects/10-variance-walk/README.md (relu_doc, relu_runs: the ReLU walk exported beside it)."""
