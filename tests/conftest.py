@@ -1,10 +1,15 @@
-"""Shared test helpers: a real SQLite MLflow store on disk and the real command line."""
+"""Shared test helpers: a real SQLite MLflow store on disk, a real `mlflow server`, the real command line,
+and the processes a command left behind."""
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +65,61 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Server:
+    """`mlflow server` bound to loopback on a free port, one worker, stopped by its PID (its process group)."""
+
+    def __init__(self, root: Path, backend: str):
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "server.log", "w")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
+             "--artifacts-destination", (root / "served-artifacts").as_uri(), "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise AssertionError("mlflow server did not start: " + (root / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+        self.start_seconds = time.perf_counter() - t0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(4)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def session_processes(sid, grace=5.0):
+    """pids still alive in session sid after a grace period (a stopping worker gets a moment)."""
+    def alive():
+        out = []
+        for p in psutil.process_iter():
+            try:
+                if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p.pid)
+            except (OSError, psutil.Error):
+                pass
+        return out
+    deadline = time.time() + grace
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    return alive()
 
 
 def mlflow_run_cmd(entry: str, **params) -> list:

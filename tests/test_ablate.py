@@ -13,7 +13,7 @@ from initstudy.core.config import ConfigError, parse
 SEEDS = (0, 1, 2, 42)  # the README's "seeds 0, 1, 2 and 42"
 
 
-pytestmark = pytest.mark.usefixtures("one_blas_thread")
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # fast: each test but those on lab_runs (6 x 1000 steps)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,7 @@ def test_same_seeds_give_a_bit_identical_trajectory(lab_runs):
         np.testing.assert_array_equal(again.diag[k], first.diag[k])
 
 
+@pytest.mark.fast
 def test_inits_see_the_same_batches_and_different_weights():
     config = AblateConfig()
     a = data.batch_stream(config.data_seed, config.n_train, config.batch)
@@ -99,6 +100,7 @@ def test_inits_see_the_same_batches_and_different_weights():
     assert not np.allclose(w["xavier"] * np.sqrt(2), w["kaiming"])  # independent draws, not one rescaled
 
 
+@pytest.mark.fast
 def test_weight_seed_changes_the_run_data_seed_changes_the_data():
     base = AblateConfig(steps=5)
     assert not np.array_equal(train(base, "kaiming").losses, train(AblateConfig(steps=5, seed=1), "kaiming").losses)
@@ -106,6 +108,7 @@ def test_weight_seed_changes_the_run_data_seed_changes_the_data():
     assert not np.array_equal(d0.x_train, d1.x_train)
 
 
+@pytest.mark.fast
 def test_synthetic_labels_follow_the_lab_rule():
     ds = data.synthetic(0, n_train=500, n_val=100, dim=256)
     assert ds.x_train.shape == (500, 256) and ds.x_val.shape == (100, 256)
@@ -113,6 +116,7 @@ def test_synthetic_labels_follow_the_lab_rule():
     assert 0.4 < ds.y_train.mean() < 0.6
 
 
+@pytest.mark.fast
 def test_divergence_stops_updates_and_is_recorded():
     r = train(AblateConfig(steps=100), "uniform")
     assert r.outcome == "diverged"
@@ -120,6 +124,7 @@ def test_divergence_stops_updates_and_is_recorded():
     assert r.flatline_step is None and math.isnan(r.loss_slope_last200)
 
 
+@pytest.mark.fast
 def test_flatline_detector():
     ln2 = math.log(2)
     noise = np.random.default_rng(0).normal(0, 0.003, 1000)
@@ -139,12 +144,14 @@ def test_flatline_detector():
         assert ablate.outcome_of(short, None, ln2)[0] == expect, flat
 
 
+@pytest.mark.fast
 def test_slope_is_least_squares():
     y = 3.0 - 0.25 * np.arange(200)
     assert ablate.slope(y) == pytest.approx(-0.25)
     assert math.isnan(ablate.slope(np.array([1.0, np.nan, 2.0])))
 
 
+@pytest.mark.fast
 def test_diagnostics_shapes_and_update_ratio():
     config = AblateConfig(steps=40, diag_every=10)
     r = train(config, "kaiming")
@@ -163,6 +170,7 @@ def test_diagnostics_shapes_and_update_ratio():
     ({"norm": "layernorm"}, "norm"), ({"dtype": "float16"}, "dtype"), ({"activation": "swish"}, "activation"),
     ({"batch": "5000"}, "batch"), ({"width": "wide"}, "width"),
 ])
+@pytest.mark.fast
 def test_bad_config_is_one_clear_error(raw, words):
     with pytest.raises(ConfigError, match=words) as e:
         parse(AblateConfig, raw)

@@ -17,7 +17,7 @@ from initstudy.studies.scaling import compute as scaling
 from initstudy.core.config import ConfigError
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
-pytestmark = pytest.mark.usefixtures("one_blas_thread")  # as the walk job runs (and ~40x faster on a busy machine)
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_blas_thread")]  # as the walk job runs (and ~40x faster on a busy machine)
 
 NEW = ("selu", "gelu", "sigmoid", "silu")
 CLAIM_SEEDS = (42, 0, 1, 2, 3)  # 42: the command's default seed, whose numbers the docs state

@@ -8,10 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import psutil
 import pytest
 
-from conftest import REPO, mlflow_run_cmd
+from conftest import REPO, mlflow_run_cmd, session_processes
 from initstudy.studies.ablate import compute as ablate
 from initstudy.record import keys, provenance
 
@@ -66,23 +65,6 @@ def test_signal_mid_training_flushes_and_closes(store, sig, via):
     # nothing of ours is left running: no run, and no worker (training or figures) of the session
     assert store.runs("attributes.status = 'RUNNING'") == []
     assert session_processes(proc.pid) == []
-
-
-def session_processes(sid, grace=5.0):
-    """pids still alive in session sid after a grace period (a stopping worker gets a moment)."""
-    def alive():
-        out = []
-        for p in psutil.process_iter():
-            try:
-                if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(p.pid)
-            except (OSError, psutil.Error):
-                pass
-        return out
-    deadline = time.time() + grace
-    while alive() and time.time() < deadline:
-        time.sleep(0.2)
-    return alive()
 
 
 def test_four_concurrent_runs_into_one_fresh_store(store):

@@ -9,7 +9,7 @@ from initstudy.core import inits
 from initstudy.core.config import ConfigError
 from initstudy.run.runs import init_names
 
-pytestmark = pytest.mark.usefixtures("one_blas_thread")  # the QRs on one thread: CI's 2 cores are shared
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_blas_thread")]  # the QRs on one thread: CI's 2 cores are shared
 
 
 # torch.nn.init's documented formulas, in torch's terms (a weight of shape (out, in): fan_in = in, fan_out = out)

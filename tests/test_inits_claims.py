@@ -12,7 +12,7 @@ from initstudy.core import inits, seeds
 from initstudy.studies.scaling import compute as scaling
 from initstudy.studies.walk.compute import WalkConfig, input_batch, run_walk
 
-pytestmark = pytest.mark.usefixtures("one_blas_thread")
+pytestmark = [pytest.mark.fast, pytest.mark.usefixtures("one_blas_thread")]
 SEEDS = (42, 1, 2)
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()  # its inits table states these numbers
 

@@ -5,6 +5,8 @@ import pytest
 
 from initstudy.core import nn
 
+pytestmark = pytest.mark.fast
+
 EPS = 1e-6
 
 

@@ -5,60 +5,20 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, Store, free_port, initstudy, mlflow_run
+from conftest import REPO, Server, Store, free_port, initstudy, mlflow_run
 from initstudy.record import keys
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 EXPORT = [sys.executable, str(REPO / "scripts" / "export_run.py")]
-
-
-class Server:
-    """`mlflow server` bound to loopback on a free port, one worker, stopped by its PID (its process group)."""
-
-    def __init__(self, root: Path, backend: str):
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.log = open(root / "server.log", "w")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
-             "--artifacts-destination", (root / "served-artifacts").as_uri(), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise AssertionError("mlflow server did not start: " + (root / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
-        self.start_seconds = time.perf_counter() - t0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(4)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 class ServerStore(Store):

@@ -13,10 +13,9 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import REPO, Store, assert_refused, free_port, initstudy, mlflow_run, mlflow_run_cmd
+from conftest import REPO, Store, assert_refused, free_port, initstudy, mlflow_run, mlflow_run_cmd, session_processes
 from initstudy.studies.ablate import compute as ablate
 from initstudy.record import keys, provenance
-from test_faults import session_processes
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

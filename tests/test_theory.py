@@ -6,6 +6,8 @@ import pytest
 
 from initstudy.core import nn, theory
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("q", [0.01, 1.0, 7.5])
 def test_gauss_hermite_matches_exact_forms(q, monkeypatch):

@@ -13,11 +13,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import REPO, mlflow_run_cmd
+from conftest import REPO, Server, mlflow_run_cmd
 from initstudy.core import inits
 from initstudy import studies
 from initstudy.record import keys, tracking
-from test_server import Server
 
 SUMMARY = {  # a lab's summary keys: the same on every run, un-prefixed; a run holds those that apply
     studies.STUDIES["ablate"].experiment: {"initial_loss", "expected_initial_loss", "final_loss", "final_val_acc", "loss_slope_last200",

@@ -10,6 +10,8 @@ from initstudy.core import inits
 from initstudy.record import provenance, results
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
+pytestmark = pytest.mark.fast
+
 
 def stream_seed(base, name):
     """The documented derivation (README, seeds.py's docstring): SeedSequence(base, spawn_key=(crc32(name),)),
