@@ -124,12 +124,13 @@ def update_alone(core):
     grads = fastmlp.scratch(params)  # g and t: one buffer each for every layer, as in the core's step
     for g in grads:
         g.fill(1e-3)
-    arrays = list(zip(params, grads, [np.zeros_like(p) for p in params], fastmlp.scratch(params)))
-    mu, lr = core._mu, core._lr
+    lrs = [lr for pair in core._lrs for lr in pair]  # per layer (weight, bias): params()'s order (issue 25a)
+    arrays = list(zip(params, grads, [np.zeros_like(p) for p in params], fastmlp.scratch(params), lrs))
+    mu = core._mu
 
     def run(steps):
         for _ in range(steps):
-            for p, g, v, t in arrays:
+            for p, g, v, t, lr in arrays:
                 v *= mu
                 v += g
                 np.multiply(v, lr, out=t)
