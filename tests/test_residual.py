@@ -1,0 +1,154 @@
+"""The residual study (issue 26, lab 40): its cells, its claims, the command end to end through `mlflow run`,
+export to a folder and reproduce bit for bit; the committed projects/40-residual pinned."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, Store, assert_refused, mlflow_run_cmd
+from initstudy.core import nn
+from initstudy.core.config import ConfigError
+from initstudy.studies.residual import compute as residual
+
+FOLDER = REPO / "projects" / "40-residual"
+TINY = dict(models="none,zero,fixup,mlp", depths="2", seeds="0", lrs="0.01,0.05", steps="5", width="8", batch="16")
+
+
+def cell(model, depth, seed, lr, train, test=0.1, diverged=False):
+    return {"model": model, "depth": depth, "seed": seed, "lr": lr, "train_acc": train, "test_acc": test,
+            "diverged": diverged}
+
+
+@pytest.mark.fast
+def test_best_lr_and_claims_by_hand():
+    cells = [cell("zero", 100, s, lr, acc) for s, lr, acc in [(0, 0.01, 0.5), (1, 0.01, 0.7), (0, 0.05, 0.9),
+                                                              (1, 0.05, 0.2)]]  # means 0.6 vs 0.55: 0.01
+    cells += [cell("none", 100, s, lr, 0.1, diverged=True) for s in (0, 1) for lr in (0.01, 0.05)]  # tie: the smaller
+    cells += [cell("zero", 10, s, 0.05, 0.8) for s in (0, 1)] + [cell("none", 10, s, 0.05, 0.35) for s in (0, 1)]
+    assert residual.best_lrs(cells) == {"zero": {100: 0.01, 10: 0.05}, "none": {100: 0.01, 10: 0.05}}
+    c = residual.claims(cells, [10, 100])
+    assert c["train_at_deepest"] == ["zero"]
+    assert c["fail_from_depth"] == {"zero": None, "none": 100}
+    assert c["table"]["zero"]["100"] == {"lr": 0.01, "train_acc": 0.6, "test_acc": 0.1, "diverged": 0, "seeds": 2}
+    assert c["table"]["none"]["100"]["diverged"] == 2
+
+
+@pytest.mark.fast
+def test_zero_and_fixup_start_as_their_input_layer():
+    """At init a zero/Fixup resnet is the readout of x_0 (every branch outputs 0); Fixup's readout is 0, so
+    its first loss is ln(classes) exactly."""
+    x = np.random.default_rng(0).standard_normal((16, 40))
+    for model in ("zero", "fixup"):
+        c = residual.CellConfig(model=model, depth=5, width=32, dtype="float64")
+        net = residual.build_model(c, "kaiming", 40, 10)
+        logits = net.forward(x)
+        np.testing.assert_array_equal(net.res_blocks[-1].out, net.layers[0].out)
+        if model == "fixup":
+            assert nn.cross_entropy(logits, np.zeros(16, int))[0] == pytest.approx(math.log(10), abs=1e-15)
+
+
+@pytest.mark.fast
+def test_mlp_has_as_many_weight_layers():
+    c = residual.CellConfig(model="mlp_bn", depth=3, width=16)
+    net = residual.build_model(c, "kaiming", 40, 10)
+    assert len(net.linears) == 8 and sum(isinstance(l, nn.BatchNorm1d) for l in net.layers) == 7
+    r = residual.build_model(residual.CellConfig(model="sqrt_depth", depth=3, width=16), "kaiming", 40, 10)
+    assert len(r.linears) + sum(len(b.linears) for b in r.res_blocks) == 8
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("field,value,words", [("models", "none,resnet", "models"), ("depths", "0,10", "depth"),
+                                               ("lrs", "0.01,0.01", "distinct"), ("init", "lsuv", "lsuv")])
+def test_refused_in_process(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        residual.ResidualConfig(**{field: value}).validate()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One tiny study through `mlflow run . -e residual` (4 models x 2 lrs at depth 2, 5 steps), exported."""
+    store = Store(tmp_path_factory.mktemp("residual"))
+    proc = subprocess.run(mlflow_run_cmd("residual", **TINY), env=store.env(), cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent = store.runs("tags.`initstudy.role` = 'parent'")[0]
+    out = store.root / "projects"
+    exp = subprocess.run([sys.executable, "-m", "initstudy.studies.residual.lab", "export", parent.info.run_id,
+                          "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert exp.returncode == 0, exp.stderr[-3000:]
+    return store, parent, out / "40-residual"
+
+
+def test_parent_children_and_document(study):
+    store, parent, folder = study
+    children = store.runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 8 and all(r.info.status == "FINISHED" for r in children)
+    doc = json.loads(store.download(parent.info.run_id, "residual.json").read_text())
+    assert len(doc["cells"]) == 8
+    for c in doc["cells"]:
+        assert {"arch", "branch", "norm", "depth", "seed", "lr", "train_acc", "test_acc", "diverged"} <= set(c)
+        assert (c["arch"], c["branch"]) == (("mlp", None) if c["model"] == "mlp" else ("resnet", c["model"]))
+        child = next(r for r in children if r.info.run_id == c["run_id"])
+        assert child.data.metrics["train_acc"] == c["train_acc"]  # the cell's numbers are its run's, exact
+    assert {"residual.png", "manifest.json"} <= set(store.artifact_names(parent.info.run_id))
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "residual.json", "residual.png",
+                                                         "residual.py"]
+
+
+def test_reproduce_bit_for_bit_and_tamper(study):
+    _, _, folder = study
+    doc = json.loads((folder / "residual.json").read_text())
+    label = next(c["label"] for c in doc["cells"] if c["model"] == "fixup")
+    run = lambda *a: subprocess.run([sys.executable, str(folder / "residual.py"), *a], cwd=REPO,  # noqa: E731
+                                    capture_output=True, text=True, timeout=600)
+    ok = run("--cells", label)
+    assert ok.returncode == 0 and "reproduced bit for bit: 1 cell" in ok.stdout, ok.stdout + ok.stderr
+    for c in doc["cells"]:
+        if c["label"] == label:
+            c["test_acc"] = c["test_acc"] + 1e-9
+    (folder / "residual.json").write_text(json.dumps(doc))
+    bad = run("--cells", label)
+    assert bad.returncode == 1 and "test_acc recorded" in bad.stdout, bad.stdout + bad.stderr
+    assert_refused(run("--cells", "no such cell"), "cells must be")
+
+
+@pytest.mark.parametrize("args,words", [(["--models", "mlp,bogus"], "models"), (["--depths", "0"], "depth"),
+                                        (["--init", "lsuv"], "lsuv")])
+def test_refused_on_the_command_line(tmp_path, args, words):
+    store = Store(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "initstudy", "residual", *args], env=store.env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert_refused(proc, words)
+    assert store.runs() == []
+
+
+@pytest.mark.fast
+def test_committed_folder_readme_and_claims():
+    """projects/40-residual: the README is its numbers rendered (byte for byte); the claims as measured."""
+    from initstudy.publish import readme
+
+    doc = json.loads((FOLDER / "residual.json").read_text())
+    mf = json.loads((FOLDER / "manifest.json").read_text())
+    assert readme.render("residual", doc, mf) == (FOLDER / "README.md").read_text()
+    c = doc["claims"]
+    assert c["train_at_deepest"] == ["sqrt_depth", "zero", "fixup"]
+    assert c["fail_from_depth"] == {"mlp": 50, "mlp_bn": 50, "none": 10, "sqrt_depth": None, "zero": None,
+                                    "fixup": None}
+    assert all(x["diverged"] for x in doc["cells"] if x["model"] == "none")  # every cell, every lr
+    t = c["table"]
+    assert [round(t[m]["100"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.48, 0.355, 0.348]
+    assert [round(t[m]["10"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.548, 0.388, 0.477]
+    assert len(doc["cells"]) == 72 and all({"arch", "branch", "norm", "depth", "seed", "lr", "train_acc", "test_acc",
+                                            "diverged"} <= set(x) for x in doc["cells"])
+
+
+def test_committed_cell_reproduces():
+    """One committed cell (depth 10, Fixup) re-trained from the folder: bit for bit."""
+    label = "model=fixup d10 s0 lr=0.05"
+    proc = subprocess.run([sys.executable, str(FOLDER / "residual.py"), "--cells", label], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "reproduced bit for bit: 1 cell" in proc.stdout, proc.stdout + proc.stderr
