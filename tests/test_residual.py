@@ -2,6 +2,7 @@
 export to a folder and reproduce bit for bit; the committed projects/40-residual pinned."""
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from initstudy.core.config import ConfigError
 from initstudy.studies.residual import compute as residual
 
 FOLDER = REPO / "projects" / "40-residual"
+SCRIPT_ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # a folder script imports this checkout's initstudy
 TINY = dict(models="none,zero,fixup,mlp", depths="2", seeds="0", lrs="0.01,0.05", steps="5", width="8", batch="16")
 
 
@@ -103,7 +105,7 @@ def test_reproduce_bit_for_bit_and_tamper(study):
     doc = json.loads((folder / "residual.json").read_text())
     label = next(c["label"] for c in doc["cells"] if c["model"] == "fixup")
     run = lambda *a: subprocess.run([sys.executable, str(folder / "residual.py"), *a], cwd=REPO,  # noqa: E731
-                                    capture_output=True, text=True, timeout=600)
+                                    capture_output=True, text=True, timeout=600, env=SCRIPT_ENV)
     ok = run("--cells", label)
     assert ok.returncode == 0 and "reproduced bit for bit: 1 cell" in ok.stdout, ok.stdout + ok.stderr
     for c in doc["cells"]:
@@ -150,5 +152,5 @@ def test_committed_cell_reproduces():
     """One committed cell (depth 10, Fixup) re-trained from the folder: bit for bit."""
     label = "model=fixup d10 s0 lr=0.05"
     proc = subprocess.run([sys.executable, str(FOLDER / "residual.py"), "--cells", label], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=SCRIPT_ENV)
     assert proc.returncode == 0 and "reproduced bit for bit: 1 cell" in proc.stdout, proc.stdout + proc.stderr

@@ -133,6 +133,11 @@ def ratios(branch, depth, seeds, width=128, batch=32, activation="relu", init="k
     return np.array(out)
 
 
+STATED_LOG10_GROWTH = {("none", 50): (23.45, 0.46), ("sqrt_depth", 50): (0.82, 0.03), ("zero", 50): (0.0, 0.0),
+                       ("fixup", 50): (0.0, 0.0), ("none", 100): (46.98, 0.66), ("sqrt_depth", 100): (0.83, 0.02),
+                       ("zero", 100): (0.0, 0.0), ("fixup", 100): (0.0, 0.0)}
+
+
 @pytest.mark.parametrize("depth", [50, 100])
 @pytest.mark.parametrize("branch", resnet.BRANCHES)
 def test_growth_within_the_finite_width_spread(branch, depth):
@@ -141,6 +146,8 @@ def test_growth_within_the_finite_width_spread(branch, depth):
     r = ratios(branch, depth, range(6))
     theory = rt.q_series("relu", branch, depth, 1.0, 2.0)[-1]
     logs = np.log(r)
+    stated = STATED_LOG10_GROWTH[branch, depth]  # docs/residual.md's table: mean and s.d. of log10 q_L/q_0
+    assert (round(float(np.mean(np.log10(r))), 2), round(float(np.std(np.log10(r))), 2)) == stated
     assert abs(np.mean(logs) - np.log(theory)) <= max(3 * np.std(logs), 1e-12), (r, theory)
     assert (np.min(r) > 1e20) if branch == "none" else (np.max(r) < 10)
 
@@ -177,3 +184,4 @@ def test_batchnorm_mlp_gradient_growth():
     s = run_walk(c, "kaiming").signal.summary()
     assert s["grad_growth_per_layer_theory"] == pytest.approx(math.pi / (math.pi - 1))
     assert abs(s["grad_growth_per_layer"] / s["grad_growth_per_layer_theory"] - 1) < 0.05, s
+    assert round(s["grad_growth_per_layer"], 4) == 1.4556  # docs/residual.md
