@@ -78,7 +78,7 @@ def study(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     parent = store.runs("tags.`initstudy.role` = 'parent'")[0]
     out = store.root / "projects"
-    exp = subprocess.run([sys.executable, "-m", "initstudy.studies.residual.lab", "export", parent.info.run_id,
+    exp = subprocess.run([sys.executable, "-m", "initstudy.studies.residual.folder", "export", parent.info.run_id,
                           "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert exp.returncode == 0, exp.stderr[-3000:]
     return store, parent, out / "40-residual"

@@ -1,6 +1,6 @@
 """projects/40-residual: export the residual study's parent run to a folder, and reproduce its cells.
 
-    python -m initstudy.studies.residual.lab export RUN_ID [--out projects]   # the parent of `initstudy residual`
+    python -m initstudy.studies.residual.folder export RUN_ID [--out projects]   # the parent of `initstudy residual`
     python projects/40-residual/residual.py [--cells LABEL,...]              # re-train cells, compare bit for bit
 
 The folder: residual.json and manifest.json as the parent recorded them (the manifest without the local
@@ -19,17 +19,17 @@ from initstudy.studies.residual import compute as residual
 
 FOLDER = "40-residual"
 SCRIPT = '''"""Re-train the cells of the residual study from the manifest.json beside this file and compare each cell's
-numbers in residual.json bit for bit (exit 0 if identical). Made by `python -m initstudy.studies.residual.lab export`.
+numbers in residual.json bit for bit (exit 0 if identical). Made by `python -m initstudy.studies.residual.folder export`.
 
     python residual.py                                  # every cell: costs what the study cost
-    python residual.py --cells "zero d100 s0 lr0.05"    # chosen cells by label, comma-separated
+    python residual.py --cells "model=zero d100 s0 lr=0.05"   # chosen cells by label, comma-separated
 """
 import sys
 
-from initstudy.studies.residual import lab
+from initstudy.studies.residual import folder
 
 if __name__ == "__main__":
-    sys.exit(lab.reproduce_cli(sys.argv[1:]))
+    sys.exit(folder.reproduce_cli(sys.argv[1:]))
 '''
 COMPARED = ("train_acc", "test_acc", "steps_to_nan", "weight_seed", "loss_sha256")
 
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         p.add_argument("run_id")
         p.add_argument("--out", default="projects")
         p.add_argument("--tracking-uri", "--tracking_uri", dest="tracking_uri", default=None)
-    return run_tool("initstudy.studies.residual.lab", "export the residual study's parent run to projects/40-residual",
+    return run_tool("initstudy.studies.residual.folder", "export the residual study's parent run to projects/40-residual",
                     args, lambda a: print(f"exported {export_run(a.run_id, a.out, a.tracking_uri)}"), argv)
 
 
