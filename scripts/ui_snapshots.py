@@ -43,7 +43,7 @@ def commands() -> list[list[str]]:
     if "workers" in entries["sweep"]["parameters"]:
         sweep["workers"] = "2"
     run = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e"]  # `mlflow run . ...`
-    return [run + ["walk"], run + ["ablate"], run + ["diagnose", "-P", "steps=1000"],
+    return [run + ["walk"], run + ["ablate"], run + ["diagnose", "-P", "steps=1000"], run + ["scaling"],
             run + ["sweep"] + [a for k, v in sweep.items() for a in ("-P", f"{k}={v}")]] + \
         ([run + ["phase", "-P", "preset=small"]] if "phase" in entries else [])
 
@@ -182,6 +182,13 @@ def run_url(ui: "UI", run: dict, tab: str = "model-metrics") -> str:
     return f"{ui.url}/#/experiments/{run['experiment_id']}/runs/{run['id']}/{tab}?workflowType=machine_learning"
 
 
+def open_view(ui: "UI", page, experiment_id: str):
+    """An experiment's runs as charts in the lab's shared view, as its description links it."""
+    from initstudy.record.tracking import view_path
+
+    page.goto(f"{ui.url}/{view_path(experiment_id)}", ready=f"document.querySelector('{CARD} .js-plotly-plot')")
+
+
 def open_charts(ui: "UI", page, run: dict):
     page.goto(run_url(ui, run), ready=f"document.querySelector('{CARD}')")
 
@@ -240,16 +247,27 @@ def shoot(ui: "UI", browser, out: Path):
     page.goto(f"{ui.url}/#/experiments/{ablate['experiment_id']}/runs?workflowType=machine_learning",
               ready="document.body.innerText.includes('matching runs')")
     save(page, out / "experiment_runs.png")
-    # 4. a walk child's charts
+    # 4. a walk child's charts; the walk parent's (its Finding section); the lab's shared chart view
     open_charts(ui, page, find_run(runs, parent_entry="walk", initstudy__init="kaiming"))
     save(page, out / "walk_child.png")
-    # 5. an ablate child's first screen
+    open_charts(ui, page, find_run(runs, entry="walk"))
+    save(page, out / "walk_parent.png")
+    open_view(ui, page, find_run(runs, entry="walk")["experiment_id"])
+    save(page, out / "walk_charts.png")
+    # 5. an ablate child's first screen (and its page's height); the parent; the lab's chart view
     open_charts(ui, page, ablate)
     save(page, out / "ablate_child.png")
-    # 6. the diverged run's charts, at its loss chart if it has one
+    print(f"  ablate child: charts {page.eval(f'({SCROLLER_JS}).scrollHeight')} px tall", flush=True)
+    open_charts(ui, page, find_run(runs, entry="ablate"))
+    save(page, out / "ablate_parent.png")
+    open_view(ui, page, ablate["experiment_id"])
+    save(page, out / "ablate_charts.png")
+    # 6. the diverged run's charts: its first screen says where it diverged
     open_charts(ui, page, find_run(runs, parent_entry="ablate", initstudy__init="uniform"))
-    print("  diverged run: loss chart", "shown" if scroll_to_chart(page, "loss") else "MISSING", flush=True)
     save(page, out / "diverged_run.png")
+    # 6b. the scaling run: its Finding section first
+    open_charts(ui, page, find_run(runs, entry="scaling"))
+    save(page, out / "scaling_run.png")
     # 7. the sweep parent: its charts, and its summary picture
     sweep = find_run(runs, entry="sweep")
     open_charts(ui, page, sweep)
@@ -264,6 +282,9 @@ def shoot(ui: "UI", browser, out: Path):
         save(page, out / "phase_parent.png")
         page.goto(run_url(ui, phase, "artifacts/phase.png"), ready="[...document.images].some(i => i.naturalWidth > 300)")
         save(page, out / "phase_parent_summary.png")
+        cell = next(r for r in runs if r["tags"].get("mlflow.parentRunId") == phase["id"])
+        open_charts(ui, page, cell)
+        save(page, out / "phase_cell.png")
 
 
 def main(argv=None):

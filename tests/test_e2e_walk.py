@@ -52,8 +52,9 @@ def test_metrics_params_and_artifacts_read_back(walk_all):
                     "hardware.logical_cores", "blas.threads", "blas.library", "git.commit", "git.dirty"):
             assert p[key], key
         assert p["blas.threads"] == "1" and p["blas.threads_pinned"] == "1"
-        assert walk_all.artifact_names(r.info.run_id) == ["jacobian.png", "manifest.json", "results.json",
+        assert walk_all.artifact_names(r.info.run_id) == ["manifest.json", "results.json", "signal",
                                                           "variance.png"]
+        assert walk_all.artifact_names(r.info.run_id, "signal") == ["jacobian.png"]
         # beside the lab's series: signal propagation, with the keys jobs/walk.py builds
         from initstudy.studies.walk.job import PHASE_TAG
 

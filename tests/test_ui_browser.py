@@ -14,6 +14,8 @@ import sys
 import pytest
 
 from conftest import REPO
+from initstudy.core import inits
+from initstudy.record import keys, palette, tracking
 import chromium  # tests/chromium.py: the DevTools client
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -84,6 +86,45 @@ def test_the_diverged_run_has_a_loss_chart(ui, page):
     run = ui_lib.find_run(ui_lib.all_runs(ui), initstudy__init="uniform", initstudy__outcome="diverged")
     ui_lib.open_charts(ui, page, run)
     assert ui_lib.scroll_to_chart(page, "loss"), f"{run['name']} (diverged) has no loss chart on its page"
+
+
+# issue 23: the page a user opens shows the finding
+RUN_ROWS_JS = """[...document.querySelectorAll('[role=row]')].map(r => r.innerText.split('\\n').map(t => t.trim()))"""
+CHART_AXES_JS = """[...document.querySelectorAll('%s')].map(c => ({
+  title: (c.querySelector('h4') || {}).textContent || '',
+  y: ((c.querySelector('.js-plotly-plot') || {})._fullLayout || {yaxis: {}}).yaxis.type || null}))""" % ui_lib.CARD
+
+
+def lab_view(ui, page, experiment: str):
+    """The lab's shared chart view, as its description's link opens it."""
+    exps = {e["name"]: e for e in ui.api("experiments/search", {"max_results": 1000})["experiments"]}
+    page.goto(f"{ui.url}/{tracking.view_path(exps[experiment]['experiment_id'])}",
+              ready=f"document.querySelector('{ui_lib.CARD} .js-plotly-plot')")
+
+
+def test_walks_three_children_are_drawn_in_their_own_colours(ui, page):
+    lab_view(ui, page, "10-variance-walk")
+    rows = {cells[-1]: cells for cells in page.eval(RUN_ROWS_JS) if cells and cells[-1].startswith("walk-")}
+    colours = {name[len("walk-"):]: next(c for c in cells if c.startswith("#")) for name, cells in rows.items()}
+    assert colours == {i: palette.INIT_COLORS[i] for i in inits.LAB_INITS}, rows  # three, distinct: the PNGs'
+    assert len(set(colours.values())) == 3
+
+
+def test_a_parents_headline_section_has_charts(ui, page):
+    parent = ui_lib.find_run(ui_lib.all_runs(ui), entry="ablate")
+    ui_lib.open_charts(ui, page, parent)
+    shown = [c["key"] for c in page.eval(ui_lib.CHARTS_JS) if c["visible"]]
+    assert shown and all(k.startswith(keys.FINDING + "/") for k in shown), shown
+    assert keys.finding("steps_to_nan_uniform") in shown or keys.finding("final_loss_kaiming") in shown, shown
+
+
+def test_the_shared_view_opens_with_log_y(ui, page):
+    lab_view(ui, page, "10-variance-walk")
+    charts = page.eval(CHART_AXES_JS)
+    first = charts[0]
+    assert first["title"].startswith(keys.series("var")) and keys.series("var_theory") in first["title"], charts
+    assert first["y"] == "log", charts
+    assert page.eval("document.body.innerText.includes('shared view')")
 
 
 def test_the_browser_client_reads_the_dom_and_is_stopped_by_its_pid(tmp_path):

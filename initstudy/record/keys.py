@@ -12,6 +12,7 @@ A new walk series (gradient variance, correlation) goes in a lowercase section o
 new summary (q_star, chi1, xi_c) un-prefixed.
 """
 
+FINDING = "Finding"  # a run's headline numbers (a parent's per init, a cell's train_acc): first, before Training
 TRAINING = "Training"  # ablate, diagnose: per-step curves
 VARIANCE = "Variance"  # walk: per-layer variance, step = layer index
 
@@ -40,6 +41,11 @@ PROFILES = ("init", "end")
 
 def series(name: str) -> str:
     return SERIES[name]
+
+
+def finding(name: str) -> str:
+    """A headline number in the first section: `Finding/<name>` (additions: the un-prefixed summary keys stay)."""
+    return f"{FINDING}/{name}"
 
 
 def layer(stat: str, layer_index: int) -> str:

@@ -3,6 +3,11 @@
 Each study says what its lab asks (studies/<study>/record.py: ASKS) and names its experiment in the
 registry (studies/__init__.py), which also names where its sweeps record (`<lab>-sweeps`).
 """
+from dataclasses import dataclass
+
+from initstudy.record import keys as K
+from initstudy.record.tracking import view_path
+
 HOW_TO_READ = ("Open a run, then *Model metrics*: the capitalized section comes first and holds the lab's "
                "headline curves; lowercase sections hold the per-layer detail; one-value summaries "
                "(un-prefixed keys) come last. The run's description says what happened, and its artifacts hold "
@@ -22,3 +27,89 @@ def sweep_description(experiment: str, entry: str) -> str:
             f"(`mlflow run . -e sweep -P study={entry}`). The parent run holds the sweep's summary "
             "(sweep.png, sweep.json, the per-init medians against depth); each child is exactly the run that "
             f"`{entry}` with that config records alone, with the same metric keys as in {experiment}.")
+
+
+# ---- what a lab's experiment opens on: a plain sentence, two links, the shared chart view ----------
+PER_LAYER = ("act_mean", "act_std", "sat", "grad_mean", "grad_std", "grad_data", "update_data", "lsuv")  # ablate, diagnose
+SIGNAL = ("gradient", "correlation", "moments", "overflow", "lsuv")  # walk's sections after Variance
+CHILDREN, PARENTS = "tags.`initstudy.role` != 'parent'", "tags.`initstudy.role` = 'parent'"
+
+
+@dataclass(frozen=True)
+class View:
+    plain: str  # one plain sentence (no markdown): the experiments list shows a description's start as text
+    charts: tuple = ()  # the shared view's first charts: (metric keys drawn together, log y)
+    folded: tuple = ()  # sections shown folded (per-layer detail)
+    rows: str = CHILDREN  # the runs drawn (a filter: with an order other than by date, flat, not under parents)
+
+    def state(self) -> dict:
+        """The shared view: MLflow 3.17's search facets and ExperimentPageUIState, as JSON in the experiment
+        tag mlflow.sharedViewState.<key>: our charts first with log y where asked, the per-layer sections
+        folded. Metrics not named here get MLflow's own charts, appended to their sections."""
+        sections, cards = {}, []
+        for i, (metric_keys, log) in enumerate(self.charts):
+            name = metric_keys[0].rsplit("/", 1)[0] if "/" in metric_keys[0] else "Model metrics"
+            sid = sections.setdefault(name, f"s-{name}")
+            cards.append({"type": "LINE", "uuid": f"c{i}", "metricKey": metric_keys[0],
+                          "selectedMetricKeys": list(metric_keys), "scaleType": "log" if log else "linear",
+                          "xAxisKey": "step", "xAxisScaleType": "linear", "useGlobalXaxisKey": False,
+                          "lineSmoothness": 0, "metricSectionId": sid, "isGenerated": False, "deleted": False,
+                          "runsCountToCompare": 10})
+        order = [{"uuid": sid, "name": n, "display": True, "isReordered": True} for n, sid in sections.items()]
+        order += [{"uuid": f"s-{n}", "name": n, "display": False, "isReordered": False} for n in self.folded]
+        return {"searchFilter": self.rows, "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True,
+                "compareRunCharts": cards, "compareRunSections": order, "isAccordionReordered": True,
+                "hideEmptyCharts": True, "runsHiddenMode": "FIRST_20_RUNS"}
+
+
+def _scales():
+    return tuple(((K.finding(f"var_scale_{k}"), K.finding(f"var_scale_{k}_theory")), True)
+                 for k in ("1", "1_over_n", "1_over_sqrt_n"))
+
+
+VIEWS = {  # by experiment (the registry's names)
+    "10-variance-walk": View(
+        "Lab 00, the variance walk: does the activation variance of a deep random network stay put, explode or "
+        "vanish under each init, as theory predicts?",
+        (((K.SERIES["var"], K.SERIES["var_theory"]), True), ((K.SERIES["var_pred"], K.SERIES["var"]), True)), SIGNAL),
+    "10-init-matters": View(
+        "Lab 01, init matters: the same 12-layer ReLU network trained under each init; which train, which stall "
+        "near chance, which diverge?",
+        (((K.SERIES["loss"],), True), ((K.SERIES["val_loss"],), True), ((K.SERIES["val_acc"],), False)), PER_LAYER),
+    "03-makemore": View(
+        "Lab 03, makemore: is a character-level MLP's first loss the uniform guess's, and do its layers saturate "
+        "or stay balanced?", (((K.SERIES["loss"],), True),), PER_LAYER),
+    "02-why-sqrt-n": View(
+        "Lab 02, why 1/sqrt(n): only a weight scale of 1/sqrt(fan-in) keeps a dot product's variance at 1 at "
+        "every width.", _scales(), ("Model metrics",), rows=""),
+    "20-trainability": View(
+        "The trainability phase diagram: which weight variance and depth of a random tanh network train on "
+        "MNIST-1D, against mean-field theory's bound?",
+        (((K.finding("train_acc"),), False), ((K.SERIES["loss"],), True))),
+}
+SWEEP_MEDIANS = {"10-variance-walk": "final_layer_variance", "10-init-matters": "final_loss"}  # sweep.png's first panel
+
+
+def view_of(experiment: str) -> View | None:
+    """The view of a lab's experiment or of its sweeps' (`<lab>-sweeps`: the parents' per-init medians against
+    depth, step = depth, in one log chart); None for any other experiment."""
+    if experiment in VIEWS:
+        return VIEWS[experiment]
+    lab = experiment[:-len("-sweeps")] if experiment.endswith("-sweeps") else None
+    if lab not in VIEWS:
+        return None
+    key = SWEEP_MEDIANS.get(lab)
+    return View(f"Sweeps of {lab}: how its finding moves across inits, depths and seeds.",
+                (((f"{key}_median/kaiming", f"{key}_median/xavier", f"{key}_median/uniform"), True),) if key else (),
+                rows=PARENTS)
+
+
+def full_description(experiment: str, experiment_id: str, text: str) -> str:
+    """The description a lab's experiment gets: its plain sentence and the links (relative: any host and
+    port; they need the experiment's id), then `text` (description())."""
+    view = view_of(experiment)
+    if view is None:
+        return text
+    links = (f"[Runs as charts, log scale]({view_path(experiment_id)}) · "
+             f"[runs table](#/experiments/{experiment_id}/runs?workflowType=machine_learning)")
+    return f"{view.plain} {links}\n\n{text}"

@@ -8,15 +8,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from initstudy.core import inits  # noqa: E402
+from initstudy.record import palette  # noqa: E402
 
-COLORS = {"uniform": "tab:red", "xavier": "tab:blue", "kaiming": "tab:green", "orthogonal": "tab:purple",
-          "lsuv": "tab:orange", "xavier_avg": "tab:cyan", "xavier_uniform": "tab:olive", "kaiming_uniform": "tab:pink",
-          "lecun_normal": "tab:brown", "truncated_normal": "tab:gray", "standard_uniform": "black"}
 PNG_META = {"Software": None}  # no version stamp: the bytes depend only on the data
 
 
 def _color(init):
-    return COLORS.get(init, None)
+    return palette.init_color(init)
 
 
 def _save(fig, path, left=0.8, bottom=0.6, right=0.15, top=0.4, wspace=0.2, hspace=0.2):
@@ -351,7 +349,8 @@ def scaling(doc, path, title=""):
     """Four panels from a lab 02 results.json: Var(x . w) against n per scale (log-log), the linear
     walk against c^{2L}, the ReLU and tanh walks against their q-maps, and the finite-width spread of
     log(var_L / q_L) against L/n beside sqrt(kappa L/n). Measured solid, theory dashed."""
-    fig, axes = plt.subplots(1, 4, figsize=(22, 5))
+    fig, grid = plt.subplots(2, 2, figsize=(10, 8.6))  # 1100 px: read at its size in a 1000 px viewer
+    axes = grid.flat
     ax = axes[0]
     n = np.array(doc["dot"]["widths"], float)
     for k, b in doc["dot"]["scales"].items():
@@ -377,7 +376,7 @@ def scaling(doc, path, title=""):
         ax.set_xlabel("layer L")
         ax.set_ylabel("activation variance (log scale)")
         ax.set_title(f"sigma = c/sqrt(n): {what}", fontsize=10)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=8, ncol=2)
     ax = axes[3]
     fw = doc["finite_width"]
     depth = len(fw["sd"][0]) - 1
@@ -396,10 +395,10 @@ def scaling(doc, path, title=""):
     ax.set_title(f"finite width: {fw['activation']}, Kaiming", fontsize=10)
     for ax in axes:
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    axes[3].legend(fontsize=7)
+    axes[0].legend(fontsize=8)
+    axes[3].legend(fontsize=8)
     fig.suptitle(title or "Why 1/sqrt(n)", fontsize=11)
-    _save(fig, path, left=0.8, top=0.65, wspace=0.3)
+    _save(fig, path, left=0.8, top=0.65, wspace=0.3, hspace=0.35)
 
 
 # --- the trainability phase diagram (20-trainability) ----------------------------------------------
@@ -425,7 +424,7 @@ def phase_diagram(doc: dict, path, trained_acc: float = 0.3):
             if vals:
                 acc[i, j] = np.mean(vals)
     fig, ax = plt.subplots(figsize=(8, 5.2))
-    mesh = ax.pcolormesh(_edges(sw), _edges(depths), np.ma.masked_invalid(acc), cmap="viridis", vmin=0, vmax=1)
+    mesh = ax.pcolormesh(_edges(sw), _edges(depths), np.ma.masked_invalid(acc), cmap=palette.PHASE_CMAP, vmin=0, vmax=1)
     fig.colorbar(mesh, ax=ax, label="final training accuracy (whole training set)")
     done = [(s, d) for i, d in enumerate(depths) for j, s in enumerate(sw) if np.isfinite(acc[i, j])
             and acc[i, j] >= trained_acc]

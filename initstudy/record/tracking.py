@@ -7,6 +7,8 @@ import math
 import os
 import time
 
+from initstudy.record import palette
+
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_TAG = "initstudy.experiment"  # the lab a run belongs to, whatever MLflow experiment holds it
 ROLE_TAG = "initstudy.role"  # parent | child | single
@@ -17,6 +19,9 @@ KIND_TAG = "mlflow.experimentKind"  # 3.17's UI ignores it (its kind follows the
 LAUNCHER_TAG = "initstudy.launcher_run"  # on a run recorded in the lab's experiment instead of `mlflow run`'s
 MOVED_TAG = "initstudy.moved_to"  # on `mlflow run`'s own run in Default, deleted, pointing at the real one
 SOURCE_TAGS = ("mlflow.source.", "mlflow.user", "mlflow.gitRepoURL", "mlflow.project.")  # provenance a child inherits
+COLOR_TAG = "mlflow.runColor"  # the run's colour in `mlflow ui`'s charts and table (3.17 honours it)
+VIEW_TAG = "mlflow.sharedViewState."  # + key: an experiment's shared chart view, opened by ?viewStateShareKey=key
+VIEW_KEY = "initstudy"
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 # An unreachable server must fail within seconds, not after MLflow's minutes of retries. Measured,
@@ -53,7 +58,6 @@ class Tracker:
         from initstudy.core.config import ConfigError
 
         note = describe(name) if describe else None
-        tags = {NOTE_TAG: note, KIND_TAG: "custom_model_development"} if note else {}
         for attempt in range(3):
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
@@ -61,29 +65,62 @@ class Tracker:
                     raise ConfigError(f"experiment {name!r} (id {exp.experiment_id}) is deleted in this store; restore "
                                       f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or name "
                                       "another with MLFLOW_EXPERIMENT_NAME")
-                for k, v in tags.items():  # a description someone edited in the UI is kept
-                    if k not in exp.tags:
-                        self.client.set_experiment_tag(exp.experiment_id, k, v)
+                self._describe(exp.experiment_id, name, note, exp.tags)
                 return exp.experiment_id
             try:
-                return self.client.create_experiment(name, tags=tags)
+                experiment_id = self.client.create_experiment(
+                    name, tags={KIND_TAG: "custom_model_development"} if note else {})
+                self._describe(experiment_id, name, note, {})
+                return experiment_id
             except MlflowException as e:
                 if attempt == 2 or not (_duplicate_key(e) or e.error_code == "RESOURCE_ALREADY_EXISTS"):
                     raise
 
+    def _describe(self, experiment_id: str, name: str, note: str | None, present: dict):
+        """A lab's experiment: its description (its links need the id, so set after creating it; one
+        someone edited in the UI is kept), its kind, and its shared chart view (ours: rewritten)."""
+        from initstudy.record import labs
+
+        if note:
+            tags = {NOTE_TAG: labs.full_description(name, experiment_id, note), KIND_TAG: "custom_model_development"}
+            for k, v in tags.items():
+                if k not in present:
+                    self.client.set_experiment_tag(experiment_id, k, v)
+        self.share_view(experiment_id, name)
+
+    def share_view(self, experiment_id: str, lab: str):
+        """The lab's chart view (labs.view_of(lab): log y, headline first, per-layer sections folded) as the
+        experiment's shared view, opened by view_link(); nothing for an experiment of no lab."""
+        import json
+
+        from initstudy.record import labs
+
+        view = labs.view_of(lab)
+        if view is not None:
+            self.client.set_experiment_tag(experiment_id, VIEW_TAG + VIEW_KEY, json.dumps(view.state()))
+
     def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None,
-                  describe=None) -> str:
+                  describe=None, params: dict | None = None) -> str:
         """A run to record into: a child of `parent` when given; else the run `mlflow run` opened
         (MLFLOW_RUN_ID), or a new one in the lab's experiment when `mlflow run` opened its run in
-        Default without the user naming it (see launcher_in_default); else a new run. An experiment
-        created on the way gets its description, describe(name)."""
+        Default without the user naming it (see launcher_in_default), or when the params `mlflow run`
+        logged there are not what runs (`params`, resolved: a preset changed a default); else a new
+        run. An experiment created on the way gets its description, describe(name). A run of one init
+        is drawn in its colour (palette.py), a parent in grey."""
         tags = {k: str(v) for k, v in (tags or {}).items()}
+        color = palette.init_color(tags.get(INIT_TAG, "")) if tags.get(ROLE_TAG) != "parent" else palette.PARENT
+        tags = {**({COLOR_TAG: color} if color else {}), **tags}
         if parent is None and os.environ.get("MLFLOW_RUN_ID"):
             run_id = os.environ["MLFLOW_RUN_ID"]
-            if not self.launcher_in_default(run_id):
-                self.log(run_id, tags={"mlflow.runName": name, **tags})
-                return run_id
-            return self._move_launcher(run_id, name, lab, tags, describe)
+            stale = self.stale_params(run_id, params or {})
+            if self.launcher_in_default(run_id):
+                return self._move_launcher(run_id, name, lab, tags, stale, self._experiment(lab, describe))
+            experiment_id = self.client.get_run(run_id).info.experiment_id
+            if stale:
+                return self._move_launcher(run_id, name, lab, tags, stale, experiment_id)
+            self.log(run_id, tags={"mlflow.runName": name, **tags})
+            self.share_view(experiment_id, lab)
+            return run_id
         if parent is not None:  # a child carries its parent's source, git and user tags
             top = self.client.get_run(parent)
             tags = {**{k: v for k, v in top.data.tags.items() if k.startswith(SOURCE_TAGS)}, **tags, PARENT_TAG: parent}
@@ -96,7 +133,14 @@ class Tracker:
 
             tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
             experiment_id = self.experiment_id(lab, describe)
+            self.share_view(experiment_id, lab)
         return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def stale_params(self, run_id: str, params: dict) -> set:
+        """The params run_id holds with another value than `params` (what runs): `mlflow run` logs
+        MLproject's defaults before a preset is resolved. "1" and "1.0" say the same."""
+        present = self.client.get_run(run_id).data.params
+        return {k for k, v in params.items() if k in present and not _same(present[k], v)}
 
     def launcher_in_default(self, run_id: str) -> bool:
         """`mlflow run` opened run_id in Default because the user named no experiment. `mlflow run`
@@ -115,30 +159,50 @@ class Tracker:
         chose = any(a.startswith(("--experiment-name", "--experiment-id")) for a in argv)
         return not chose and not env.get("MLFLOW_EXPERIMENT_NAME") and not env.get("MLFLOW_EXPERIMENT_ID")
 
-    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict, describe=None) -> str:
-        """A new run in the lab's experiment with the launcher run's params and tags (source, git,
-        user, project). The launcher run stays in Default as a pointer: tagged with the new run's id,
-        its description links there. It cannot be deleted: `mlflow run` marks its run terminated
-        after we exit whatever we did (3.17 passes the status name to RunStatus.is_terminated, which
-        expects a number), and the store refuses that on a deleted run (exit 1, traceback; measured)."""
+    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict, stale: set, experiment_id: str) -> str:
+        """A new run in experiment_id with the launcher run's params (but the `stale` ones, which the
+        job logs as they ran) and tags (source, git, user, project). The launcher run stays as a
+        pointer: tagged with the new run's id, its description links there (relative: any host and
+        port). It cannot be deleted: `mlflow run` marks its run terminated after we exit whatever we
+        did (3.17 passes the status name to RunStatus.is_terminated, which expects a number), and the
+        store refuses that on a deleted run (exit 1, traceback; measured)."""
         from mlflow.entities import Param, RunTag
 
         launcher = self.client.get_run(run_id)
-        kept = {k: v for k, v in launcher.data.tags.items() if k not in ("mlflow.runName", NOTE_TAG)}
-        new = self.client.create_run(self._experiment(lab, describe), run_name=name,
+        kept = {k: v for k, v in launcher.data.tags.items() if k not in ("mlflow.runName", NOTE_TAG, COLOR_TAG)}
+        new = self.client.create_run(experiment_id, run_name=name,
                                      tags={**kept, **tags, LAUNCHER_TAG: run_id}).info.run_id
-        self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items()])
+        self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items() if k not in stale])
+        self.share_view(experiment_id, lab)
+        where = self.client.get_experiment(experiment_id).name
+        why = ("This run is the one `mlflow run` opened in Default; it holds nothing else." if not stale else
+               f"`mlflow run` opened this run and logged MLproject's defaults of {', '.join(sorted(stale))} before "
+               "the preset was resolved; the run that ran holds the values it ran with.")
         self.client.log_batch(run_id, tags=[
-            RunTag(MOVED_TAG, new), RunTag("mlflow.runName", f"{name} -> {lab}"),
-            RunTag(NOTE_TAG, f"Recorded in experiment **{lab}** as run `{new}`: [open it]({self.ui_link(new)}). "
-                             "This run is the one `mlflow run` opened in Default; it holds nothing else.")])
+            RunTag(MOVED_TAG, new), RunTag("mlflow.runName", f"{name} -> {where}"),
+            RunTag(NOTE_TAG, f"Recorded in experiment **{where}** as run `{new}`: [open it]({self.ui_link(new, True)}). "
+                             + why)])
         return new
 
-    def ui_link(self, run_id: str) -> str:
-        """The run's page in `mlflow ui` (this server's address for an http(s) store), on the training view."""
+    def ui_link(self, run_id: str, relative: bool = False) -> str:
+        """The run's page in `mlflow ui` (this server's address for an http(s) store), on the training
+        view; relative (`#/experiments/...`), for a description the UI itself shows."""
         run = self.client.get_run(run_id)
-        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else UI
-        return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+        return f"{self._base(relative)}#/experiments/{run.info.experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+    def links(self, run_id: str) -> str:
+        """What a command prints last: the run's page, then its experiment's runs as charts."""
+        eid = self.client.get_run(run_id).info.experiment_id
+        return f"{self.ui_link(run_id)}\n  charts: {self.view_link(eid)}"
+
+    def view_link(self, experiment_id: str, relative: bool = False) -> str:
+        """The experiment's runs as charts in the lab's shared view (share_view)."""
+        return f"{self._base(relative)}{view_path(experiment_id)}"
+
+    def _base(self, relative: bool) -> str:
+        if relative:
+            return ""
+        return (self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else UI) + "/"
 
     def log(self, run_id: str, params: dict | None = None, metrics=(), tags: dict | None = None):
         """params/tags: {key: value}; metrics: iterable of (key, value, step).
@@ -151,6 +215,8 @@ class Tracker:
         if params:
             present = self.client.get_run(run_id).data.params
             params = {k: v for k, v in params.items() if k not in present}
+        if tags and NOTE_TAG in tags:
+            tags = {**tags, NOTE_TAG: self._with_view(run_id, str(tags[NOTE_TAG]))}
         now = int(time.time() * 1000)
         # only finite points: the UI drops a series whose last value is NaN (and clamps inf), and a
         # value that does not apply (None) is left out rather than logged as NaN
@@ -161,6 +227,13 @@ class Tracker:
             params=[Param(k, str(v)) for k, v in (params or {}).items()],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
+
+    def _with_view(self, run_id: str, text: str) -> str:
+        """A run's description ends with the link to its experiment's chart view, where it has ours."""
+        eid = self.client.get_run(run_id).info.experiment_id
+        if VIEW_TAG + VIEW_KEY not in self.client.get_experiment(eid).tags:
+            return text
+        return f"{text}\n\n[All runs of this experiment as charts (log scale)]({view_path(eid)})"
 
     def log_artifacts(self, run_id: str, folder):
         self.client.log_artifacts(run_id, str(folder))
@@ -223,6 +296,22 @@ class Tracker:
         from mlflow.artifacts import download_artifacts
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+
+def view_path(experiment_id: str) -> str:
+    """The address (relative to the UI's root) of an experiment's runs as charts in the lab's view."""
+    return (f"#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
+            "&workflowType=machine_learning")
+
+
+def _same(recorded: str, value) -> bool:
+    """A param as MLflow holds it says the same as `value`: equal as text, or as numbers ("1", 1.0)."""
+    if recorded == str(value):
+        return True
+    try:
+        return float(recorded) == float(value)
+    except (TypeError, ValueError):
+        return False
 
 
 def _mlflow_run_process():

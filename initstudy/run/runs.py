@@ -111,13 +111,15 @@ def init_names(choice: str) -> list[str]:
 
 @contextlib.contextmanager
 def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | None = None,
-            child_tags: dict | None = None, record_in: str | None = None, top: str | None = None, child_name=None):
+            child_tags: dict | None = None, record_in: str | None = None, top: str | None = None, child_name=None,
+            params: dict | None = None):
     """Open the top-level run and (for several names, or whenever child_tags {name: tags} is given)
     one child per name; yield a RunSet {'top', name: id}. Close each with FINISHED, FAILED on error,
     KILLED on Ctrl-C or SIGTERM (after flushing the points computed so far). The runs record into
     the MLflow experiment `record_in` (default: the lab's, `experiment`) unless the user named one.
     `top`: an existing run to continue instead (a resumed sweep's parent, set RUNNING again);
-    child_name(name): the run name of a child (default "<kind>-<name>")."""
+    child_name(name): the run name of a child (default "<kind>-<name>"); params: what the top run will log
+    as it ran (a launcher run `mlflow run` filled with other values is left as a pointer, Tracker.start_run)."""
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
     single = len(names) == 1 and child_tags is None
@@ -125,7 +127,7 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
     if top is None:
         top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
             **base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})},
-            describe=studies.description)
+            describe=studies.description, params=params)
     else:
         tracker.reopen(top)
     ids = RunSet(top=top)
@@ -188,6 +190,7 @@ def record(tracker, rid, params: dict, metrics: list, artifacts: dict, tags: dic
     tracker.log(rid, params=params, metrics=metrics, tags=tags)
     with tempfile.TemporaryDirectory() as tmp:
         for name, write in artifacts.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)  # "signal/jacobian.png": a folder
             write(Path(tmp) / name)
         tracker.log_artifacts(rid, tmp)
 
@@ -220,10 +223,11 @@ def depth_profiles(diag: dict) -> list:
 
 
 def finish(tracker, ids: dict, notes: dict):
-    """Each run's description ({run id: text}); returns the top run's link in `mlflow ui`."""
+    """Each run's description ({run id: text}); returns the top run's link in `mlflow ui` and, on a
+    second line, its experiment's chart view's."""
     for rid, text in notes.items():
         tracker.log(rid, tags={tracking.NOTE_TAG: text})
-    return tracker.ui_link(ids["top"])
+    return tracker.links(ids["top"])
 
 
 def add_common_arguments(parser, config_cls, init: bool = True):

@@ -117,11 +117,12 @@ def _previous(tracker, g, parent_id: str) -> dict:
 
 
 def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = None, kind: str = "sweep",
-        record_parent=None) -> dict:
+        record_parent=None, parent_params: dict | None = None, child_name=None) -> dict:
     """Start the engine (first: an unreachable scheduler fails before any run is opened), open the
     parent (or reopen it) and a child per point to compute, record each result as it arrives.
     A study whose whole point is a grid (phase) records in its lab's experiment (record_in), names
-    its parent `kind` and records its own summary on it: record_parent(tracker, rid, g, rows, prov, timing)."""
+    its parent `kind` and records its own summary on it: record_parent(tracker, rid, g, rows, prov, timing);
+    parent_params: the params it logs there (as run_set's), child_name(point): a child's run name."""
     from initstudy.run import engine as engine_mod
 
     signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
@@ -146,9 +147,11 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                                                           "initstudy.resumes": opts["resume"]})
         child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
                                 **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
+        names = {p.label: p for p in todo}
         parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
         with run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
-                     child_tags=child_tags, top=opts["resume"] or None, child_name=lambda label: label,
+                     child_tags=child_tags, top=opts["resume"] or None, params=parent_params,
+                     child_name=(lambda label: child_name(names[label])) if child_name else (lambda label: label),
                      record_in=record_in or studies.sweep_experiment(study.experiment)) as ids:
             prov, date = provenance.collect(), today()
             experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
@@ -177,7 +180,7 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                                                                                 mlflow_ids)
                             row.update(sweep_row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
                             tags[ROW_TAG] = json.dumps(row)
-                            tags[tracking.NOTE_TAG] = note([r], child=True)
+                            tags[tracking.NOTE_TAG] = note([r], child=True, artifacts=sorted(artifacts))
                             record(tracker, rid, params, metrics, artifacts, tags)
                         else:
                             failed += 1
@@ -195,7 +198,7 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                       "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
                       "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
             (record_parent or _record_parent)(tracker, ids["top"], g, ordered, prov, timing)
-            link = tracker.ui_link(ids["top"])
+            link = tracker.links(ids["top"])
             if any(r["status"] != "FINISHED" for r in ordered):
                 ids.closed[ids["top"]] = "FAILED"
                 tracker.end(ids["top"], "FAILED")

@@ -33,6 +33,19 @@ def main(args):
           + f"\n  mlflow ui: {out['link']}")
 
 
+def finding_metrics(group) -> list:
+    """A parent's headline, per init: the final loss and validation accuracy of a run that did not
+    diverge, the step of the NaN of one that did (None: not logged)."""
+    return [(keys.finding(f"{k}_{r.init}"), v, 0) for r in group for k, v in
+            (("final_loss", r.final_loss), ("final_val_acc", r.final_val_acc), ("steps_to_nan", r.steps_to_nan))
+            if v is not None]
+
+
+def divergence_metrics(r) -> list:
+    """A diverged run says so in its first chart: `Finding/steps_to_nan`."""
+    return [] if r.steps_to_nan is None else [(keys.finding("steps_to_nan"), r.steps_to_nan, 0)]
+
+
 def streamed_metrics(r) -> list:
     """What the workers stream while training: the loss every step and the per-layer rows."""
     return [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + layer_series(r.diag_steps, r.diag)
@@ -120,7 +133,7 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block:
     """(params, metrics, tags, artifacts) of one init's run as a sweep's child: every series and the
     summary (the same keys for every init), with what a run alone records besides (init_record)."""
     params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, data_block)
-    return params, _ablate_metrics(r), tags, artifacts
+    return params, _ablate_metrics(r) + divergence_metrics(r), tags, artifacts
 
 
 def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: dict | None = None) -> tuple:
@@ -151,6 +164,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     from initstudy.record import plots  # matplotlib: ~0.4 s, so after the workers have started
     with trainings, provenance.pin_blas_threads(), run_set(
             tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
+        if len(names) > 1:
+            tracker.log(ids["top"], tags={"mlflow.runName": notes.run_name("ablate", config, init)})
         provenance.warm_up_blas()
         plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
@@ -174,7 +189,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             if len(group) == 1:  # one init's run: what a sweep child records; the streamed series are in already
                 r = group[0]
                 params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, block)
-                metrics = recorded_after(r)
+                metrics = recorded_after(r) + divergence_metrics(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
                 params = common_params(cfg, prov, init=init, **data_params(config, block), **P.as_params(config.layers()))
@@ -185,7 +200,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                            **lsuv_seeds(group)})
                 mf["data"] = block
                 mf.update(lsuv_manifest(group))
-                metrics, tags = [], {}
+                metrics, tags = finding_metrics(group), {}
                 artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
             artifacts["loss_curves.png"] = lambda path, g=group: plots.loss_curves(g, path, title=title)

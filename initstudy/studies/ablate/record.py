@@ -1,6 +1,6 @@
 """What the init ablation records beside its numbers: its experiment's description, a run's, a sweep child's row."""
 from initstudy.record import keys, results
-from initstudy.record.notes import g as _g
+from initstudy.record.notes import g as _g, held
 
 ASKS = (
     "**Lab 01, init matters.** A 12-layer ReLU MLP trained on the same synthetic data under each init: "
@@ -18,17 +18,20 @@ def ablate_line(r) -> str:
         finite = [_g(v) for v in r.losses[: r.steps_to_nan]]
         path = " → ".join(finite[:3] + (["…"] if len(finite) > 3 else []) + ["NaN"])
         return f"{r.init}: diverged at step {r.steps_to_nan}, loss {path}"
-    what = f"flatlined from step {r.flatline_step}" if r.outcome == "flatlined" else "trained"
+    what = {"flatlined": f"flatlined from step {r.flatline_step}", "stalled": "stalled near chance"}.get(r.outcome,
+                                                                                                   r.outcome)
     return (f"{r.init}: {what}, loss {_g(r.initial_loss)} → {_g(r.final_loss)} (ln classes = "
             f"{_g(r.expected_initial_loss)}), val acc {_g(r.final_val_acc)}")
 
 
-def note(group, child: bool) -> str:
+def note(group, child: bool, artifacts=None) -> str:
+    """artifacts: the names a sweep's child holds (None: the run's own figures are there)."""
     lines = [ablate_line(r) for r in group]
     how = (f"Read: *Model metrics* opens on `{keys.SERIES['loss']}` and the validation curves; the lowercase "
            f"sections are the per-layer statistics (`<stat>/Lnn` over training, `{keys.profile('<stat>', 'init')}"
-           f"|end` across depth). loss_curves.png overlays the inits"
-           + ("; diagnostics.png shows this init's layers." if child else "; each child holds one init."))
+           "|end` across depth). " + (held(artifacts) if artifacts is not None else "loss_curves.png overlays the inits"
+           + ("; diagnostics.png shows this init's layers." if child else
+              f"; each child holds one init; `{keys.FINDING}` holds each init's outcome in numbers.")))
     return "  \n".join(lines) + "\n\n" + how
 
 

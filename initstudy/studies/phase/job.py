@@ -5,9 +5,11 @@ critical_sigma_w2, agreement, deepest_trained_depth (step = the sigma_w^2 index 
 from dataclasses import fields
 from functools import partial
 
+import numpy as np
+
 from initstudy.run import grid as grid_mod
 from initstudy.core import data, theory
-from initstudy.record import keys, manifest, plots, results, tracking
+from initstudy.record import keys, manifest, palette, plots, results, tracking
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.phase import verdict as T
 from initstudy.core.config import parse, to_dict
@@ -44,7 +46,8 @@ def main(args):
     opts = sweep_job.where(args)
     held = {}  # the parent's phase.json, for the line printed below
     out = sweep_job.run(g, opts, args.tracking_uri, record_in=EXPERIMENT, kind="phase",
-                        record_parent=partial(record_parent, config, held))
+                        record_parent=partial(record_parent, config, held), parent_params=to_dict(config),
+                        child_name=cell_name)
     v = held["doc"]["verdict"]
     failed = sum(r["status"] != "FINISHED" for r in out["rows"])
     print(f"phase: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
@@ -56,12 +59,20 @@ def main(args):
             f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
 
 
+def cell_name(point) -> str:
+    """A cell's run name, short enough for the runs table: `σ²1.75 d40` (` s1` for a seed other than 0)."""
+    v = point.values
+    return f"σ²{v['sigma_w2']:g} d{v['depth']}" + (f" s{v['seed']}" if v.get("seed") else "")
+
+
 def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
     """(params, metrics, tags, artifacts) of one cell: its config and seeds, the loss every step, the summary."""
     params = common_params(to_dict(config), prov, init=r.init, weight_seed=r.weight_seed)
-    metrics = [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + summary_metrics(r.summary())
+    metrics = ([(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + summary_metrics(r.summary())
+               + [(keys.finding("train_acc"), r.train_acc, 0)])  # the "trained" test, the cell's first chart
     outcome = "diverged" if r.steps_to_nan is not None else "trained" if T.trained(r.train_acc) else "untrained"
-    return params, metrics, {tracking.OUTCOME_TAG: outcome}, {}
+    color = palette.cmap_color(r.train_acc if np.isfinite(r.train_acc) else 0.0)  # its colour in phase.png
+    return params, metrics, {tracking.OUTCOME_TAG: outcome, tracking.COLOR_TAG: color}, {}
 
 
 def cells_of(rows: list) -> list:
@@ -96,9 +107,13 @@ def summary(doc: dict) -> dict:
 
 def parent_metrics(doc: dict) -> list:
     v = doc["verdict"]
-    return ([("critical_sigma_w2", v["critical_sigma_w2"], 0), ("agreement", v["agreement"], 0),
-             ("trained_cells", v["trained_cells"], 0), ("disagreeing_cells", len(v["disagreeing"]), 0),
-             ("runs_failed", len(doc["failed"]), 0), ("wall_seconds", doc["timing"]["wall_seconds"], 0)]
+    failed = len(doc["failed"])  # 0 is not logged: a chart of one zero bar reads as empty
+    headline = [(keys.finding(k), x, 0) for k, x in (("agreement", v["agreement"]), ("trained_cells", v["trained_cells"]),
+                                                     ("critical_sigma_w2", v["critical_sigma_w2"]))]
+    return (headline + [("critical_sigma_w2", v["critical_sigma_w2"], 0), ("agreement", v["agreement"], 0),
+                        ("trained_cells", v["trained_cells"], 0), ("disagreeing_cells", len(v["disagreeing"]), 0),
+                        ("wall_seconds", doc["timing"]["wall_seconds"], 0)]
+            + ([("runs_failed", failed, 0)] if failed else [])
             + [("deepest_trained_depth", d, i) for i, d in enumerate(v["deepest_trained_depth"])])
 
 
@@ -117,7 +132,9 @@ def description(doc: dict) -> str:
     return (f"{v['cells']} cells, {v['trained_cells']} trained (train acc >= {T.TRAINED_ACC:g}); agreement with "
             f"depth <= 6 xi_c: {_fraction(v['agreement'])}; {len(v['disagreeing'])} cells disagree"
             f"{' (all next to the boundary)' if v['all_disagreeing_near_boundary'] else ''}. Critical sigma_w^2 = "
-            f"{v['critical_sigma_w2']:.6g}. Deepest trained depth per sigma_w^2: {deep}.\n\nphase.png (Artifacts) "
+            f"{v['critical_sigma_w2']:.6g}. Deepest trained depth per sigma_w^2: {deep}.\n\nThe `Finding` section holds "
+            "the verdict. The chart `deepest_trained_depth` has step = the index of sigma_w^2 in the grid ("
+            + ", ".join(f"{i}: {s:g}" for i, s in enumerate(doc["grid"]["sigma_w2"])) + "). phase.png (Artifacts) "
             "is the diagram; phase.json holds every cell; each child is one cell, its description says whether "
             "it trained and what the theory said.")
 

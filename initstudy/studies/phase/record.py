@@ -27,9 +27,12 @@ def phase_line(r) -> str:
             f"{'trainable' if said else 'untrainable'}, {'agrees' if did == said else 'DISAGREES'}")
 
 
-def note(group, child: bool) -> str:
-    how = (f"Read: `{keys.SERIES['loss']}` is the minibatch loss every step; the un-prefixed metrics are the cell's "
-           "summary (train_acc on the whole training set, test_acc, final_train_loss) and its theory "
+def note(group, child: bool, artifacts=None) -> str:
+    """A cell's description (it holds no artifact of its own: artifacts is not read)."""
+    from initstudy.studies.phase import verdict as T
+
+    how = (f"Read: `{keys.finding('train_acc')}` first (trained: >= {T.TRAINED_ACC:g}); `{keys.SERIES['loss']}` is "
+           "the minibatch loss every step; the un-prefixed metrics are the cell's summary (train_acc on the whole training set, test_acc, final_train_loss) and its theory "
            "(chi1, xi_c, six_xi_c). The parent's phase.png places this cell in the diagram.")
     return "  \n".join(phase_line(r) for r in group) + "\n\n" + how
 

@@ -2,7 +2,7 @@
 the depth walks and the finite-width spread, beside theory (scaling.py)."""
 import numpy as np
 
-from initstudy.record import manifest, plots, provenance, results, tracking
+from initstudy.record import keys, manifest, plots, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, mlflow_block, record,
                             run_set, summary_metrics, today, write_text)
@@ -17,6 +17,11 @@ NAME = "why-sqrt-n"  # the run's name tag (the study has no init)
 # The MLflow names, built here and nowhere else (rename them here).
 def dot_key(scale: str, theory: bool = False) -> str:
     return f"var_scale_{scale}" + ("_theory" if theory else "")
+
+
+def exact_theory(scale: str, n: int) -> float:
+    """n k^2 without rounding (results.json's n * (1/sqrt(n))^2 is 0.9999999999999998 at some n: a sawtooth)."""
+    return {"1": float(n), "1_over_n": 1.0 / n, "1_over_sqrt_n": 1.0}[scale]
 
 
 def depth_key(key: str, theory: bool = False) -> str:
@@ -45,8 +50,10 @@ def metrics(doc: dict) -> list:
     steps = [int(np.log2(n)) for n in doc["dot"]["widths"]]
     for k in SCALES:
         b = doc["dot"]["scales"][k]
-        out += [(dot_key(k), v, s) for v, s in zip(b["var"], steps)]
-        out += [(dot_key(k, True), v, s) for v, s in zip(b["theory"], steps)]
+        theory = [exact_theory(k, n) for n in doc["dot"]["widths"]]
+        for key in (dot_key, lambda k, t=False: keys.finding(dot_key(k, t))):  # the headline section first
+            out += [(key(k), v, s) for v, s in zip(b["var"], steps)]
+            out += [(key(k, True), v, s) for v, s in zip(theory, steps)]
     for key, b in doc["depth"].items():
         out += [(depth_key(key), v, l) for l, v in enumerate(b["var"])]
         out += [(depth_key(key, True), v, l) for l, v in enumerate(b["theory"])]

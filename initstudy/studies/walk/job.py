@@ -2,8 +2,10 @@
 
 Beside lab 00's series each init's run records the signal-propagation quantities (walk.Signal): the
 backward gradient variance and the input pairs' correlation per layer against theory, the depth
-scales and phase, and the input-output Jacobian's moments (jacobian.png)."""
-from initstudy.record import keys, manifest, plots, provenance, results, tracking
+scales and phase, and the input-output Jacobian's moments (signal/jacobian.png)."""
+import numpy as np
+
+from initstudy.record import keys, manifest, notes, plots, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
                             lsuv_manifest, lsuv_record, mlflow_block, record, run_set, summary_metrics, today,
@@ -28,6 +30,19 @@ def main(args):
     out = run(config, args.init, args.tracking_uri)
     warn_lsuv("initstudy walk", out["results"].values())
     print(f"walk: logged run {out['run_ids']['top']} ({', '.join(out['results'])})\n  mlflow ui: {out['link']}")
+
+
+def finding_metrics(group) -> list:
+    """A parent's headline, per init: the measured and theory growth of the variance per layer,
+    (var_L / var_0)^(1/L) up to the last finite layer L, and the final layer's variance (where finite)."""
+    out = []
+    for r in group:
+        last = max(l for l, v in enumerate(r.var) if np.isfinite(v)) if np.isfinite(r.var[0]) else 0
+        for key, var in (("growth_per_layer", r.var), ("growth_per_layer_theory", r.var_theory)):
+            if last > 0 and var[0] > 0 and np.isfinite(var[last]):
+                out.append((keys.finding(f"{key}_{r.init}"), float((var[last] / var[0]) ** (1 / last)), 0))
+        out.append((keys.finding(f"final_layer_variance_{r.init}"), float(r.var[-1]), 0))
+    return out
 
 
 def child_metrics(r) -> list:
@@ -78,6 +93,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     tracker = tracking.Tracker(tracking_uri)
     cfg = to_dict(config)
     with provenance.pin_blas_threads(), run_set(tracker, EXPERIMENT, "walk", names) as ids:
+        if len(names) > 1:
+            tracker.log(ids["top"], tags={"mlflow.runName": notes.run_name("walk", config, init)})
         out = {n: run_walk(config, n) for n in names}
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         title = f"Variance walk: {config.depth} x {config.width} {config.activation}, batch {config.batch}, {config.dtype}"
@@ -88,7 +105,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             else:
                 summary = lab_summary(group)
                 params = common_params(cfg, prov, input_seed=config.input_seed(), init=init)
-                metrics, tags = [], None
+                metrics, tags = finding_metrics(group), None
                 mf = manifest.build(
                     experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                     inits=[r.init for r in group], seeds=manifest_seeds(config, group), results_summary=summary,
@@ -98,7 +115,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                              "manifest.json": write_text(manifest.dumps(mf))}
             descriptions[rid] = note(group, child=len(group) == 1)
             artifacts["variance.png"] = lambda path, g=group: plots.variance_walk(g, path, title=title)
-            artifacts["jacobian.png"] = lambda path, g=group: plots.jacobian_spectrum(g, path, title=title)
+            # in a folder: the UI lists folders, then files by name; variance.png, the lab's figure, is the first one
+            artifacts["signal/jacobian.png"] = lambda path, g=group: plots.jacobian_spectrum(g, path, title=title)
             record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}

@@ -2,7 +2,7 @@
 import numpy as np
 
 from initstudy.record import keys, results
-from initstudy.record.notes import g as _g
+from initstudy.record.notes import g as _g, held
 
 ASKS = (
     "**Lab 00, the variance walk.** Does the activation variance stay put, explode or vanish as a batch "
@@ -24,10 +24,13 @@ def walk_line(r) -> str:
             f"(theory {_g(r.var_theory[-1])})")
 
 
-def note(group, child: bool) -> str:
+def note(group, child: bool, artifacts=None) -> str:
+    """artifacts: the names a sweep's child holds (None: the run's own figures are there)."""
     how = (f"Read: `{keys.SERIES['var']}` (measured) and `{keys.SERIES['var_theory']}` (closed form), step = layer "
-           "index; use a log scale. variance.png overlays measured and theory for "
-           + ("this init." if child else "every init; each child holds one."))
+           "index; use a log scale. " + (held(artifacts) if artifacts is not None else "variance.png overlays "
+           "measured and theory for " + ("this init." if child else
+                                         f"every init; each child holds one; `{keys.FINDING}` holds each init's "
+                                         "growth per layer and final variance.")))
     return "  \n".join(walk_line(r) for r in group) + "\n\n" + how
 
 
