@@ -5,7 +5,7 @@ from pathlib import Path
 from initstudy.studies.ablate import compute as ablate_mod
 from initstudy.core import data, inits
 from initstudy.core import parametrization as P
-from initstudy.record import keys, manifest, progress, provenance, results, tracking
+from initstudy.record import keys, manifest, notes, progress, provenance, results, tracking
 from initstudy.run import parallel
 from initstudy.studies import STUDIES
 from initstudy.studies.ablate.record import ablate_summary, note

@@ -6,7 +6,7 @@ import numpy as np
 
 from initstudy.core import data, inits, theory
 from initstudy.record import results
-from initstudy.studies.ablate.compute import FLAT_BAND
+from initstudy.studies.ablate.compute import FLAT_BAND, STALL_FRACTION
 
 PLATEAU_WINDOW = 50  # steps: the running mean that smooths the batch noise (±0.01 at ln 2)
 
@@ -55,6 +55,7 @@ def xavier(blk: dict, level: float) -> dict:
     lx = results.from_json(blk["loss"])
     return {"slope": sl, "fall": None if sl is None else sl * 199,
             "training": sl is not None and sl < 0 and blk["outcome"] == "trained",
+            "stalled": sl is not None and sl < 0 and blk["outcome"] == "stalled", "stall_fraction": STALL_FRACTION,
             "leaves": leaves(lx, level, 0.005), "leaves_band": leaves(lx, level, FLAT_BAND)}
 
 
