@@ -184,7 +184,7 @@ def run_url(ui: "UI", run: dict, tab: str = "model-metrics") -> str:
 
 def open_view(ui: "UI", page, experiment_id: str):
     """An experiment's runs as charts in the lab's shared view, as its description links it."""
-    from initstudy.record.tracking import view_path
+    from initstudy.record.labs import view_path
 
     page.goto(f"{ui.url}/{view_path(experiment_id)}", ready=f"document.querySelector('{CARD} .js-plotly-plot')")
 

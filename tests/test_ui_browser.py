@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO
 from initstudy.core import inits
-from initstudy.record import keys, palette, tracking
+from initstudy.record import keys, labs, palette, tracking
 import chromium  # tests/chromium.py: the DevTools client
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -98,7 +98,7 @@ CHART_AXES_JS = """[...document.querySelectorAll('%s')].map(c => ({
 def lab_view(ui, page, experiment: str):
     """The lab's shared chart view, as its description's link opens it."""
     exps = {e["name"]: e for e in ui.api("experiments/search", {"max_results": 1000})["experiments"]}
-    page.goto(f"{ui.url}/{tracking.view_path(exps[experiment]['experiment_id'])}",
+    page.goto(f"{ui.url}/{labs.view_path(exps[experiment]['experiment_id'])}",
               ready=f"document.querySelector('{ui_lib.CARD} .js-plotly-plot')")
 
 

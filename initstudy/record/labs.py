@@ -6,7 +6,6 @@ registry (studies/__init__.py), which also names where its sweeps record (`<lab>
 from dataclasses import dataclass
 
 from initstudy.record import keys as K
-from initstudy.record.tracking import view_path
 
 HOW_TO_READ = ("Open a run, then *Model metrics*: the capitalized section comes first and holds the lab's "
                "headline curves; lowercase sections hold the per-layer detail; one-value summaries "
@@ -33,6 +32,13 @@ def sweep_description(experiment: str, entry: str) -> str:
 PER_LAYER = ("act_mean", "act_std", "sat", "grad_mean", "grad_std", "grad_data", "update_data", "lsuv")  # ablate, diagnose
 SIGNAL = ("gradient", "correlation", "moments", "overflow", "lsuv")  # walk's sections after Variance
 CHILDREN, PARENTS = "tags.`initstudy.role` != 'parent'", "tags.`initstudy.role` = 'parent'"
+VIEW_KEY = "initstudy"  # the shared view's key: experiment tag mlflow.sharedViewState.initstudy
+
+
+def view_path(experiment_id: str) -> str:
+    """The address (relative to the UI's root) of an experiment's runs as charts in the lab's view."""
+    return (f"#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
+            "&workflowType=machine_learning")
 
 
 @dataclass(frozen=True)

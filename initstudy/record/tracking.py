@@ -21,7 +21,6 @@ MOVED_TAG = "initstudy.moved_to"  # on `mlflow run`'s own run in Default, delete
 SOURCE_TAGS = ("mlflow.source.", "mlflow.user", "mlflow.gitRepoURL", "mlflow.project.")  # provenance a child inherits
 COLOR_TAG = "mlflow.runColor"  # the run's colour in `mlflow ui`'s charts and table (3.17 honours it)
 VIEW_TAG = "mlflow.sharedViewState."  # + key: an experiment's shared chart view, opened by ?viewStateShareKey=key
-VIEW_KEY = "initstudy"
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 # An unreachable server must fail within seconds, not after MLflow's minutes of retries. Measured,
@@ -97,7 +96,7 @@ class Tracker:
 
         view = labs.view_of(lab)
         if view is not None:
-            self.client.set_experiment_tag(experiment_id, VIEW_TAG + VIEW_KEY, json.dumps(view.state()))
+            self.client.set_experiment_tag(experiment_id, VIEW_TAG + labs.VIEW_KEY, json.dumps(view.state()))
 
     def start_run(self, name: str, lab: str, parent: str | None = None, tags: dict | None = None,
                   describe=None, params: dict | None = None) -> str:
@@ -197,7 +196,9 @@ class Tracker:
 
     def view_link(self, experiment_id: str, relative: bool = False) -> str:
         """The experiment's runs as charts in the lab's shared view (share_view)."""
-        return f"{self._base(relative)}{view_path(experiment_id)}"
+        from initstudy.record import labs
+
+        return f"{self._base(relative)}{labs.view_path(experiment_id)}"
 
     def _base(self, relative: bool) -> str:
         if relative:
@@ -230,10 +231,12 @@ class Tracker:
 
     def _with_view(self, run_id: str, text: str) -> str:
         """A run's description ends with the link to its experiment's chart view, where it has ours."""
+        from initstudy.record import labs
+
         eid = self.client.get_run(run_id).info.experiment_id
-        if VIEW_TAG + VIEW_KEY not in self.client.get_experiment(eid).tags:
+        if VIEW_TAG + labs.VIEW_KEY not in self.client.get_experiment(eid).tags:
             return text
-        return f"{text}\n\n[All runs of this experiment as charts (log scale)]({view_path(eid)})"
+        return f"{text}\n\n[All runs of this experiment as charts (log scale)]({labs.view_path(eid)})"
 
     def log_artifacts(self, run_id: str, folder):
         self.client.log_artifacts(run_id, str(folder))
@@ -296,12 +299,6 @@ class Tracker:
         from mlflow.artifacts import download_artifacts
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
-
-
-def view_path(experiment_id: str) -> str:
-    """The address (relative to the UI's root) of an experiment's runs as charts in the lab's view."""
-    return (f"#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&compareRunsMode=CHART"
-            "&workflowType=machine_learning")
 
 
 def _same(recorded: str, value) -> bool:
