@@ -52,7 +52,14 @@ def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
     (ds,) = run.inputs.dataset_inputs
     assert ds.dataset.digest == p["dataset_digest"] and ds.tags[0].value == "training"
 
-    assert store.artifact_names(rid) == ["diagnostics.png", "loss_curves.png", "losses.json", "manifest.json"]
+    assert store.artifact_names(rid) == ["diagnostics.json", "diagnostics.png", "loss_curves.png", "losses.json",
+                                         "manifest.json"]
+    # every block's statistics in diagnostics.json; the charts only the first, middle and last block's
+    table = json.loads(store.download(rid, "diagnostics.json").read_text())
+    assert table["steps"] == expected.diag_steps.tolist()
+    for stat in diagnostics.STATS:
+        np.testing.assert_array_equal(np.array(table["stats"][stat], float), expected.diag[stat])
+    assert {k.split("/")[1] for k in m if k.startswith("act_std/L")} == {"L01", "L06", "L12"}
     doc = json.loads(store.download(rid, "losses.json").read_text())
     assert len(doc["inits"]["kaiming"]["loss"]) == STEPS and doc["inits"]["kaiming"]["outcome"] == "trained"
 

@@ -9,7 +9,7 @@ import numpy as np
 
 def held(artifacts) -> str:
     """What a sweep's child holds (its figures are the sweep parent's sweep.png)."""
-    return f"This run holds {' and '.join(artifacts)}; the sweep's figure is its parent's sweep.png."
+    return f"This run holds {', '.join(artifacts)}; the sweep's figure is its parent's sweep.png."
 
 
 def run_name(kind: str, config, init: str | None = None) -> str:

@@ -209,10 +209,11 @@ def summary_metrics(summary: dict) -> list:
     return [(k, v, 0) for k, v in summary.items() if v is not None and not isinstance(v, str)]
 
 
-def layer_series(diag_steps, diag: dict) -> list:
-    """The per-layer statistics over training: `<stat>/Lnn`, step = training step (L01 the first block)."""
+def layer_series(diag_steps, diag: dict, layers=None) -> list:
+    """The per-layer statistics over training: `<stat>/Lnn`, step = training step (L01 the first block);
+    `layers`: only those blocks (None: every one)."""
     return [(keys.layer(stat, l), v, step) for stat, table in diag.items()
-            for row, step in zip(table, diag_steps) for l, v in enumerate(row, start=1)]
+            for row, step in zip(table, diag_steps) for l, v in enumerate(row, start=1) if layers is None or l in layers]
 
 
 def depth_profiles(diag: dict) -> list:

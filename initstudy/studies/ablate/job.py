@@ -46,9 +46,16 @@ def divergence_metrics(r) -> list:
     return [] if r.steps_to_nan is None else [(keys.finding("steps_to_nan"), r.steps_to_nan, 0)]
 
 
+def shown_layers(depth: int) -> tuple:
+    """The blocks whose statistics are charted over training: the first, the middle and the last (every
+    block's are in diagnostics.json; 98 charts made an ablate run's page 14,562 px tall)."""
+    return tuple(sorted({1, (depth + 1) // 2, depth}))
+
+
 def streamed_metrics(r) -> list:
-    """What the workers stream while training: the loss every step and the per-layer rows."""
-    return [(keys.series("loss"), v, s) for s, v in enumerate(r.losses)] + layer_series(r.diag_steps, r.diag)
+    """What the workers stream while training: the loss every step and the shown blocks' rows."""
+    return ([(keys.series("loss"), v, s) for s, v in enumerate(r.losses)]
+            + layer_series(r.diag_steps, r.diag, shown_layers(next(iter(r.diag.values())).shape[1])))
 
 
 def recorded_after(r) -> list:
@@ -56,7 +63,8 @@ def recorded_after(r) -> list:
     keys for every init; a value that does not apply is left out, as are non-finite points)."""
     m = [(keys.series("val_loss"), v, s) for s, v in zip(r.val_steps, r.val_loss)]
     m += [(keys.series("val_acc"), v, s) for s, v in zip(r.val_steps, r.val_acc)]
-    return m + depth_profiles(r.diag) + summary_metrics(r.summary()) + lsuv_record(r.lsuv)[1]
+    return (m + depth_profiles(r.diag) + summary_metrics(r.summary()) + lsuv_record(r.lsuv)[1]
+            + divergence_metrics(r))
 
 
 def _ablate_metrics(r) -> list:
@@ -87,14 +95,15 @@ def diagnostics_png(r) -> bytes:
 # have sent is logged at once (~8 ms a log_batch call + 0.12 ms a metric, measured), so what is left
 # for after the last step is the last message, not a batch of up to 1000 points (0.2 s). A run
 # killed meanwhile keeps what was logged, and run_set flushes the rest.
-def _stream(tracker, ids):
-    """(on_diag(name) -> f(step, row) queueing a diagnostics row, flush() logging the queue)."""
+def _stream(tracker, ids, shown: tuple):
+    """(on_diag(name) -> f(step, row) queueing a diagnostics row's `shown` blocks, flush() logging the queue)."""
     queue = ids.partial  # ids.on_step appends each loss here too; mutated in place, never rebound
 
     def on_diag(name):
         rid = ids[name]
         return lambda step, row: queue.extend(
-            (rid, keys.layer(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1))
+            (rid, keys.layer(stat, l), v, step) for stat, vals in row.items() for l, v in enumerate(vals, 1)
+            if l in shown)
 
     def flush():
         if not queue:  # called between every two worker messages
@@ -133,7 +142,7 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block:
     """(params, metrics, tags, artifacts) of one init's run as a sweep's child: every series and the
     summary (the same keys for every init), with what a run alone records besides (init_record)."""
     params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, data_block)
-    return params, _ablate_metrics(r) + divergence_metrics(r), tags, artifacts
+    return params, _ablate_metrics(r), tags, artifacts
 
 
 def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: dict | None = None) -> tuple:
@@ -151,8 +160,16 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
     params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block), **P.as_params(config.layers()),
                            **lsuv_params)
     artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
-                 "manifest.json": write_text(manifest.dumps(mf))}
+                 "manifest.json": write_text(manifest.dumps(mf)),
+                 "diagnostics.json": write_text(results.dumps(diagnostics_json(r)))}
     return params, {tracking.OUTCOME_TAG: r.outcome, **lsuv_tags}, artifacts
+
+
+def diagnostics_json(r) -> dict:
+    """Every block's statistics over training (the charts show shown_layers' only): {steps, stats:
+    {stat: rows of one value per block, L01 first}}."""
+    return {"init": r.init, "steps": [int(s) for s in r.diag_steps],
+            "stats": {stat: [results.jsonable(row) for row in table] for stat, table in r.diag.items()}}
 
 
 def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
@@ -173,7 +190,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         trainings.start_figures()  # now: its import would compete with MLflow's and the trainings' for 2 cores
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         data_block = data.identity(config.data, config.data_seed, config.shape(), ds)
-        on_diag, flush = _stream(tracker, ids)
+        on_diag, flush = _stream(tracker, ids, shown_layers(config.depth))
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
         with bar:
@@ -189,7 +206,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
             if len(group) == 1:  # one init's run: what a sweep child records; the streamed series are in already
                 r = group[0]
                 params, tags, artifacts = init_record(config, r, prov, date, mlflow_ids, block)
-                metrics = recorded_after(r) + divergence_metrics(r)
+                metrics = recorded_after(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
                 params = common_params(cfg, prov, init=init, **data_params(config, block), **P.as_params(config.layers()))

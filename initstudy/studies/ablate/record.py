@@ -28,7 +28,8 @@ def note(group, child: bool, artifacts=None) -> str:
     """artifacts: the names a sweep's child holds (None: the run's own figures are there)."""
     lines = [ablate_line(r) for r in group]
     how = (f"Read: *Model metrics* opens on `{keys.SERIES['loss']}` and the validation curves; the lowercase "
-           f"sections are the per-layer statistics (`<stat>/Lnn` over training, `{keys.profile('<stat>', 'init')}"
+           f"sections are the per-layer statistics (`<stat>/Lnn` over training for the first, middle and last block, "
+           f"every block's in diagnostics.json; `{keys.profile('<stat>', 'init')}"
            "|end` across depth). " + (held(artifacts) if artifacts is not None else "loss_curves.png overlays the inits"
            + ("; diagnostics.png shows this init's layers." if child else
               f"; each child holds one init; `{keys.FINDING}` holds each init's outcome in numbers.")))
