@@ -225,7 +225,9 @@ def _record_parent(tracker, rid, g, rows, prov, timing):
     failed = sum(r["status"] != "FINISHED" for r in rows)
     note = (f"Sweep of {g.study} over {g.text()}: {len(rows)} runs, {failed} failed.\n\nsweep.png (Artifacts) draws "
             f"{key} per line against the grid; sweep.json holds one row per child; each child holds exactly what "
-            f"`{g.study}` records alone for its config, its description says what happened.")
+            f"`{g.study}` records alone for its config, its description says what happened. The medians "
+            f"`{key}_median/<line>` have step = the grid's {x or 'x'} (not a training step), one chart each with its "
+            "own y range here; the charts view linked below draws them together on one log axis.")
     record(tracker, rid, params, metrics, {
         "sweep.json": write_text(results.dumps(doc)),
         "sweep.png": lambda path: plots.sweep_summary(rows, path, g.axes, study.sweep.panels,
