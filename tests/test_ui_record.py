@@ -366,3 +366,14 @@ def test_colours_headlines_and_the_shared_view(served):
     assert min(metrics(sc)).startswith(keys.FINDING + "/")
     for key in ("var_scale_1_over_sqrt_n_theory", keys.finding("var_scale_1_over_sqrt_n_theory")):
         assert {p["value"] for p in api.history(sc["info"]["run_id"], key)} == {1.0}
+
+
+@pytest.mark.fast
+def test_readme_stays_short_and_lists_every_lab_experiment():
+    """The README is for a newcomer: at most 12,000 characters, and its `mlflow ui` section names every
+    lab's experiment (the registry's), so none is found only by accident."""
+    text = (REPO / "README.md").read_text()
+    assert len(text) <= 12_000, len(text)
+    section = text[text.index("## Looking at runs in `mlflow ui`"):]
+    for study in studies.STUDIES.values():
+        assert f"`{study.experiment}`" in section, study.experiment
