@@ -64,7 +64,8 @@ def test_everything_through_the_server(server, tmp_path):
     runs = store.runs()
     assert len(runs) == (1 + 3) + 1 + (1 + 4) and {r.info.status for r in runs} == {"FINISHED"}
     # artifacts went through the proxy: the run's artifact URI is the server's, the bytes are under its destination
-    (walk_parent,) = store.runs("tags.`initstudy.role` = 'parent' and tags.`mlflow.runName` = 'walk'")
+    # a parent is named by what differs from the defaults
+    (walk_parent,) = store.runs("tags.`initstudy.role` = 'parent' and tags.`mlflow.runName` = 'walk depth 4 width 32'")
     assert walk_parent.info.artifact_uri.startswith("mlflow-artifacts:")
     assert list((store.root / "served-artifacts").rglob("manifest.json"))
     # the sweep's walk children are the numerics run alone
