@@ -154,3 +154,44 @@ def test_committed_cell_reproduces():
     proc = subprocess.run([sys.executable, str(FOLDER / "residual.py"), "--cells", label], cwd=REPO,
                           capture_output=True, text=True, timeout=900, env=SCRIPT_ENV)
     assert proc.returncode == 0 and "reproduced bit for bit: 1 cell" in proc.stdout, proc.stdout + proc.stderr
+
+
+WALK_REFUSALS = [(["--arch", "convnet"], "arch"), (["--arch", "resnet", "--branch", "half"], "branch"),
+                 (["--branch", "zero"], "arch=resnet"), (["--depth", "0"], "depth"),
+                 (["--arch", "resnet", "--branch_layers", "3"], "branch_layers"),
+                 (["--arch", "resnet", "--branch", "fixup", "--branch_layers", "1"], "undefined at m = 1"),
+                 (["--arch", "resnet", "--init", "lsuv"], "lsuv")]
+
+
+def test_walk_refusals_record_nothing(tmp_path):
+    """Bad resnet input to the walk: one line, exit 2, no run in the store."""
+    store = Store(tmp_path)
+    for args, words in WALK_REFUSALS:
+        proc = subprocess.run([sys.executable, "-m", "initstudy", "walk", *args], env=store.env(), cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert_refused(proc, words)
+    assert store.runs() == []
+
+
+def test_walk_records_resnet_and_batchnorm_keys(tmp_path):
+    """A resnet walk records q per block under the MLP walk's keys (step = block) and q_ratio(_theory); a BN MLP
+    walk records grad_growth_per_layer and its theory pi / (pi - 1)."""
+    store = Store(tmp_path)
+    for args in (["--arch", "resnet", "--branch", "sqrt_depth", "--depth", "6"],
+                 ["--norm", "batchnorm", "--depth", "8", "--batch", "64"]):
+        proc = subprocess.run([sys.executable, "-m", "initstudy", "walk", "--init", "kaiming", "--activation", "relu",
+                               "--width", "32", *args], env=store.env(), cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    resnet_run, bn_run = sorted(store.runs(), key=lambda r: r.info.start_time)
+    var = store.client.get_metric_history(resnet_run.info.run_id, "Variance/var")
+    theory = store.client.get_metric_history(resnet_run.info.run_id, "Variance/var_theory")
+    assert sorted(m.step for m in var) == sorted(m.step for m in theory) == list(range(7))
+    m = resnet_run.data.metrics
+    assert m["q_ratio_theory"] == pytest.approx((1 + 2 / 6) ** 6) and 0.5 < m["q_ratio"] / m["q_ratio_theory"] < 2
+    assert bn_run.data.metrics["grad_growth_per_layer_theory"] == pytest.approx(math.pi / (math.pi - 1))
+    assert "grad_growth_per_layer" in bn_run.data.metrics
+    doc = json.loads(store.download(resnet_run.info.run_id, "results.json").read_text())
+    assert doc["residual"] == {"arch": "resnet", "branch": "sqrt_depth", "branch_layers": 2, "norm": "none"}
+    assert "arch" not in doc["config"]
