@@ -70,8 +70,8 @@ def free_port() -> int:
 class Server:
     """`mlflow server` bound to loopback on a free port, one worker, stopped by its PID (its process group)."""
 
-    def __init__(self, root: Path, backend: str):
-        self.port = free_port()
+    def __init__(self, root: Path, backend: str, port: int | None = None):
+        self.port = port or free_port()  # a port: the same server started again
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log = open(root / "server.log", "w")
         t0 = time.perf_counter()

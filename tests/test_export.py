@@ -302,3 +302,24 @@ def test_missing_store_is_refused_and_not_created(tmp_path):
     proc = export_run(env=env, cwd=tmp_path)  # the default: ./mlflow.db
     assert_refused(proc, "sqlite:///mlflow.db", "does not exist")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_out_that_cannot_be_written_is_one_line(store, tmp_path):
+    """--out at a file, under a file, or at an immutable folder (chattr +i; a read-only filesystem takes
+    the same check, os.access): one line, exit 2, checked before any run is read, nothing written."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    cases = [(blocker, "is a file"), (blocker / "sub", "is a file")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if subprocess.run(["chattr", "+i", str(frozen)], capture_output=True).returncode == 0:
+        cases.append((frozen, "cannot write in"))
+    try:
+        for out, words in cases:
+            proc = export_run("--run-id", "0" * 32, "--out", out, env=store.env(), cwd=tmp_path)
+            assert_refused(proc, f"--out {out}", words)
+            assert proc.returncode == 2
+    finally:
+        subprocess.run(["chattr", "-i", str(frozen)], capture_output=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and list(frozen.iterdir()) == []

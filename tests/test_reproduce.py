@@ -71,6 +71,23 @@ def test_a_run_recorded_under_another_blas_kernel_reproduces_bit_for_bit(tmp_pat
     assert f"BLAS kernel: the recorded {kernel}, pinned with {provenance.KERNEL_ENV}" in proc.stdout
 
 
+def test_a_made_up_kernel_is_not_claimed_pinned(tmp_path):
+    """blas.architecture tampered to a name OpenBLAS does not know: OPENBLAS_CORETYPE is ignored, so the
+    kernel in use (threadpoolctl) is checked, and reproduce says it compared under this machine's own
+    (before: 'pinned with OPENBLAS_CORETYPE')."""
+    other_kernel()  # OpenBLAS on x86-64, else skipped
+    folder = shutil.copytree(ABLATE, tmp_path / "10-init-matters")
+    mf = json.loads((folder / "manifest.json").read_text())
+    mf["config"].update(steps=20, inits=["kaiming"])
+    mf["blas"]["architecture"] = "Bogus9000"
+    (folder / "manifest.json").write_text(json.dumps(mf, indent=2))
+    proc = initstudy("reproduce", folder / "manifest.json")
+    here = provenance.blas()["architecture"]
+    assert "pinned with" not in proc.stdout and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert (f"BLAS kernel: the recorded Bogus9000 cannot be pinned here ({provenance.KERNEL_ENV}=Bogus9000 left "
+            f"OpenBLAS on {here}); compared under this machine's {here}") in proc.stdout, proc.stdout
+
+
 RECORD_UNDER_KERNEL = """
 import json, sys
 from pathlib import Path

@@ -69,6 +69,7 @@ def main(args):
         raise ConfigError(f"tracking store {tracking.redact_uri(uri)} does not exist (no {missing}); "
                           "give --tracking-uri or set MLFLOW_TRACKING_URI")
     root = out_root(args.out)
+    writable(root, args.out)
     tracker = tracking.Tracker(uri)
     sets = find_sets(tracker, args.run_ids) if args.run_ids else newest_sets(tracker, args.allow_unfinished)
     for s in sets:
@@ -80,7 +81,10 @@ def main(args):
     with tempfile.TemporaryDirectory() as tmp:
         folders = {s.experiment: build_folder(tracker, s, Path(tmp)) for s in sets}
     for experiment, files in folders.items():
-        write_atomic(targets[experiment], files)
+        try:
+            write_atomic(targets[experiment], files)
+        except OSError as e:  # the checks above passed, the disk said no (full, a race): nothing half-written
+            raise ConfigError(f"--out {args.out}: cannot write {targets[experiment]} ({e.strerror})") from None
         print(f"export_run: wrote {targets[experiment]} from run(s) {', '.join(sets_ids(sets, experiment))}")
 
 
@@ -97,6 +101,18 @@ def out_root(out: str) -> Path:
         raise ConfigError(f"--out {out} resolves to {resolved}, outside {projects}; "
                           "give a path inside projects/ or an absolute path")
     return resolved
+
+
+def writable(root: Path, out: str):
+    """--out must be a folder this process can write in, or one it can create: checked before any run is
+    read (a file, a path under a file, a read-only filesystem, an immutable folder: one line)."""
+    p = root
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"--out {out}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write in {p} (read-only filesystem, immutable folder or no permission)")
 
 
 def write_atomic(target: Path, files: dict):

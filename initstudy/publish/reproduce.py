@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 from initstudy import studies
-from initstudy.core import data, inits
+from initstudy.core import budget, data, inits
 from initstudy.core.config import ConfigError, _float, parse
 from initstudy.publish.check import diff, environment_differences, read_json, report  # noqa: F401 (the checks' names)
 from initstudy.record import manifest, provenance
@@ -76,6 +76,7 @@ def load(path) -> tuple[dict, object, dict]:
     """(manifest, config, recorded results document); every problem is one ConfigError line."""
     mf, lab = read(path)
     config = parse(lab.config, manifest.config_from_lab(mf["config"]))
+    budget.check(config, str(path))  # a tampered size: refused before it is re-run
     unknown = [i for i in mf["config"].get("inits", []) if i not in inits.INITS]
     if unknown:
         raise ConfigError(f"manifest config lists unknown inits {', '.join(unknown)}; allowed: {', '.join(inits.INITS)}")
@@ -227,6 +228,13 @@ def rerun_pinned(path, tolerance, pin: dict, extra=()) -> tuple[int | None, str]
     when it loads, so not in this process): (its exit code, a note). The code is None where that
     kernel cannot run on this CPU; the caller then compares under this machine's own kernel."""
     kernel, here = pin[provenance.KERNEL_ENV], provenance.blas()["architecture"]
+    probe = subprocess.run([sys.executable, "-c", "from initstudy.record import provenance; "
+                            "print(provenance.blas()['architecture'])"], env={**os.environ, **pin},
+                           capture_output=True, text=True)
+    used = probe.stdout.strip() if probe.returncode == 0 else None
+    if used is not None and used.lower() != kernel.lower():  # OpenBLAS ignores a name it does not know
+        return None, (f"BLAS kernel: the recorded {kernel} cannot be pinned here ({provenance.KERNEL_ENV}={kernel} "
+                      f"left OpenBLAS on {used}); compared under this machine's {here}")
     cmd = [sys.executable, "-m", "initstudy", "reproduce", str(path)]
     cmd += ([] if tolerance is None else ["--tolerance", str(tolerance)]) + list(extra)
     proc = subprocess.run(cmd, env={**os.environ, **pin}, capture_output=True, text=True)

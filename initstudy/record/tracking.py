@@ -39,8 +39,14 @@ class Tracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        from initstudy.record import spool
+
         self.uri = _credentials_to_env(tracking_uri or mlflow.get_tracking_uri())
-        self.client = MlflowClient(self.uri)
+        with _store_lock(self.uri):  # a new SQLite store's tables are created by one process at a time
+            self.client = MlflowClient(self.uri)
+        self.journal = spool.Journal()  # what the open runs were sent: spooled if the server is lost
+        self.down = None  # the error that found the tracking server unreachable, once it has
+        self._names = {}  # experiment id -> name (the spool names experiments, not ids)
 
     def experiment_id(self, lab: str, describe=None) -> str:
         """The experiment the user named (MLFLOW_EXPERIMENT_ID, else MLFLOW_EXPERIMENT_NAME), else the lab's."""
@@ -113,10 +119,11 @@ class Tracker:
             run_id = os.environ["MLFLOW_RUN_ID"]
             stale = self.stale_params(run_id, params or {})
             if self.launcher_in_default(run_id):
-                return self._move_launcher(run_id, name, lab, tags, stale, self._experiment(lab, describe))
+                return self.adopt(self._move_launcher(run_id, name, lab, tags, stale, self._experiment(lab, describe)))
             experiment_id = self.client.get_run(run_id).info.experiment_id
             if stale:
-                return self._move_launcher(run_id, name, lab, tags, stale, experiment_id)
+                return self.adopt(self._move_launcher(run_id, name, lab, tags, stale, experiment_id))
+            self.adopt(run_id)
             self.log(run_id, tags={"mlflow.runName": name, **tags})
             self.share_view(experiment_id, lab)
             return run_id
@@ -133,7 +140,33 @@ class Tracker:
             tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
             experiment_id = self.experiment_id(lab, describe)
             self.share_view(experiment_id, lab)
-        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = self._send(self.client.create_run, experiment_id, run_name=name, tags=tags).info.run_id
+        self.journal.start(run_id, self._name(experiment_id), name, tags, parent=parent)
+        return run_id
+
+    def adopt(self, run_id: str) -> str:
+        """An existing run (the launcher's, a resumed parent) into the journal, with its tags and params."""
+        run = self.client.get_run(run_id)
+        self.journal.start(run_id, self._name(run.info.experiment_id), run.info.run_name, run.data.tags,
+                           run.data.params, run.data.tags.get(PARENT_TAG), run.info.start_time)
+        return run_id
+
+    def _name(self, experiment_id: str) -> str:
+        if experiment_id not in self._names:
+            self._names[experiment_id] = self.client.get_experiment(experiment_id).name
+        return self._names[experiment_id]
+
+    def _send(self, call, *args, **kwargs):
+        """A request to the store. The first that finds the server unreachable marks it down and is raised;
+        a write after that goes to the journal only (no more waiting on a lost server)."""
+        if self.down is not None:
+            return None
+        try:
+            return call(*args, **kwargs)
+        except Exception as e:
+            if unreachable(e):
+                self.down = e
+            raise
 
     def stale_params(self, run_id: str, params: dict) -> set:
         """The params run_id holds with another value than `params` (what runs): `mlflow run` logs
@@ -213,16 +246,19 @@ class Tracker:
         in manifest.json)."""
         from mlflow.entities import Metric, Param, RunTag
 
-        if params:
-            present = self.client.get_run(run_id).data.params
-            params = {k: v for k, v in params.items() if k not in present}
-        if tags and NOTE_TAG in tags:
+        if tags and NOTE_TAG in tags and self.down is None:
             tags = {**tags, NOTE_TAG: self._with_view(run_id, str(tags[NOTE_TAG]))}
         now = int(time.time() * 1000)
         # only finite points: the UI drops a series whose last value is NaN (and clamps inf), and a
         # value that does not apply (None) is left out rather than logged as NaN
         metrics = [(k, float(v), s) for k, v, s in metrics if v is not None and math.isfinite(v)]
-        self.client.log_batch(
+        self.journal.log(run_id, params, [(k, v, s, now) for k, v, s in metrics], tags)
+        if self.down is not None:
+            return
+        if params:
+            present = self._send(self.client.get_run, run_id).data.params
+            params = {k: v for k, v in params.items() if k not in present}
+        self._send(self.client.log_batch,
             run_id,
             metrics=[Metric(k, v, now, int(s)) for k, v, s in metrics],
             params=[Param(k, str(v)) for k, v in (params or {}).items()],
@@ -239,7 +275,8 @@ class Tracker:
         return f"{text}\n\n[All runs of this experiment as charts (log scale)]({labs.view_path(eid)})"
 
     def log_artifacts(self, run_id: str, folder):
-        self.client.log_artifacts(run_id, str(folder))
+        self.journal.artifacts(run_id, folder)
+        self._send(self.client.log_artifacts, run_id, str(folder))
 
     def log_dataset(self, run_id: str, name: str, features, targets=None, context: str = "training"):
         """Record a numpy dataset with MLflow's dataset API, so its digest is on the run."""
@@ -247,7 +284,7 @@ class Tracker:
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.exceptions import MlflowException
 
-        ds = mlflow.data.from_numpy(features, targets=targets, name=name)
+        ds = mlflow.data.from_numpy(features, targets=targets, name=name, source=_dataset_source())
         entity = DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
         # MLflow looks the dataset up, then inserts it: runs logging the same dataset at the same
         # moment both insert and all but one fail the store's unique key (and roll back). Tried
@@ -263,9 +300,26 @@ class Tracker:
     def reopen(self, run_id: str):
         """A closed run set RUNNING again (a sweep resumed into its parent)."""
         self.client.update_run(run_id, status="RUNNING")
+        self.adopt(run_id)
 
     def end(self, run_id: str, status: str = "FINISHED"):
-        self.client.set_terminated(run_id, status=status)
+        self.journal.end(run_id, status, closed=False)
+        if self.down is None:
+            self._send(self.client.set_terminated, run_id, status=status)
+            self.journal.end(run_id, status, closed=True)
+
+    def spool(self):
+        """The open runs' journal written to a spool folder (the server is lost); its path."""
+        from initstudy.record import spool
+
+        return self.journal.write(redact_uri(self.uri), spool.default_root())
+
+    def close_launcher(self, ours):
+        """A killed command's `mlflow run` run, when it is not one of ours (it stayed in Default) and is
+        still RUNNING: its launcher, killed with us, cannot close it (a live one overwrites it FAILED)."""
+        rid = os.environ.get("MLFLOW_RUN_ID")
+        if rid and rid not in ours and self.down is None and self.client.get_run(rid).info.status == "RUNNING":
+            self.end(rid, "KILLED")
 
     # reading back (export)
     def get_run(self, run_id: str):
@@ -311,8 +365,51 @@ def _same(recorded: str, value) -> bool:
         return False
 
 
+def _store_lock(uri: str):
+    """An exclusive file lock beside a SQLite store (.NAME.lock) while MLflow opens it: opening a new store
+    creates its tables (an Alembic migration), and processes doing it at once die in it (3 of 4, measured).
+    A no-op for other stores."""
+    import contextlib
+    import fcntl
+    from pathlib import Path
+    from urllib.parse import unquote
+
+    path = unquote(uri[len("sqlite:///"):].split("?", 1)[0]) if uri.startswith("sqlite:///") else ":memory:"
+    if path == ":memory:" or not Path(path).parent.is_dir():
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held():
+        with open(Path(path).parent / f".{Path(path).name}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    return held()
+
+
+def _dataset_source():
+    """The code that made a dataset, as MLflow records it by default minus the user and the script's
+    absolute path (a home folder): source type and git commit only."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.tracking.context.registry import resolve_tags
+
+    kept = {k: v for k, v in resolve_tags().items() if k in ("mlflow.source.type", "mlflow.source.git.commit")}
+    return CodeDatasetSource({**kept, "mlflow.source.name": "python -m initstudy"})
+
+
 def _mlflow_run_process():
     """(argv, environ) of the nearest ancestor process that is `mlflow run`, or None."""
+    import psutil
+
+    proc = launcher_process()
+    try:
+        return (proc.cmdline(), proc.environ()) if proc is not None else None
+    except (psutil.Error, OSError):
+        return None
+
+
+def launcher_process():
+    """The nearest ancestor process that is `mlflow run` (a psutil.Process), or None."""
     import psutil
 
     try:
@@ -321,11 +418,19 @@ def _mlflow_run_process():
             argv = proc.cmdline()
             names = [os.path.basename(a) for a in argv[:4]]
             if "run" in argv[1:4] and ("mlflow" in names or "mlflow" in argv[1:3]):
-                return argv, proc.environ()
+                return proc
             proc = proc.parent()
     except (psutil.Error, OSError):
         pass
     return None
+
+
+def unreachable(e: BaseException) -> bool:
+    """The tracking server did not answer (refused, timed out, unresolvable), as MLflow reports it."""
+    from mlflow.exceptions import MlflowException
+
+    text = str(e.message if isinstance(e, MlflowException) else e)
+    return isinstance(e, MlflowException) and ("Max retries exceeded" in text or "failed with exception" in text)
 
 
 def _duplicate_key(e: BaseException) -> bool:
@@ -379,7 +484,7 @@ def describe_error(e: BaseException) -> str | None:
 
     uri = redact_uri(os.environ.get("MLFLOW_TRACKING_URI", "") or "(default)")
     text = str(e.message if isinstance(e, MlflowException) else e)
-    if isinstance(e, MlflowException) and ("Max retries exceeded" in text or "failed with exception" in text):
+    if unreachable(e):
         why = ("cannot resolve the host" if "resolve" in text or "NameResolution" in text else
                "timed out" if "timed out" in text.lower() or "Timeout" in text else "connection refused"
                if "refused" in text.lower() else "cannot connect")
@@ -407,6 +512,11 @@ def _credentials_to_env(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or (parts.username is None and parts.password is None):
         return uri
+    import sys
+
+    print("initstudy: warning: the tracking URI carries a user name and password, which MLflow prints with it "
+          "(`mlflow run`'s 'View run ... at' lines have shown them); set MLFLOW_TRACKING_USERNAME and "
+          "MLFLOW_TRACKING_PASSWORD instead (docs/team-server.md)", file=sys.stderr, flush=True)
     os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
     os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password or ""))
     return redact_uri(uri)

@@ -20,11 +20,12 @@ class Parser(argparse.ArgumentParser):
 
 # the commands beside the studies' (each study's job module is its command: studies.STUDIES); every
 # module has HELP, add_arguments(parser), main(args)
-COMMANDS = {"sweep": "initstudy.run.sweep", "reproduce": "initstudy.publish.reproduce"}
+COMMANDS = {"sweep": "initstudy.run.sweep", "reproduce": "initstudy.publish.reproduce",
+            "close": "initstudy.run.close", "sync": "initstudy.run.sync"}
 
 
 def commands() -> dict:
-    """{command: its module, not yet imported}: the registry's studies, then sweep and reproduce."""
+    """{command: its module, not yet imported}: the registry's studies, then sweep, reproduce, close and sync."""
     from initstudy import studies
 
     return {**{name: s.job for name, s in studies.STUDIES.items()}, **COMMANDS}
@@ -70,6 +71,10 @@ def exit_code(prog: str, e: BaseException) -> int:
     if line is None:
         raise e
     print(f"{prog}: error: {line}", file=sys.stderr)  # a job's failure or the tracking store's: exit 1
+    if isinstance(e, jobs.TrackingLost):
+        from initstudy.run import signals
+
+        signals.stop_waiting_launcher()
     return 1
 
 
@@ -98,6 +103,9 @@ def main(argv=None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         entry = f"initstudy {args.entry}"
+        from initstudy.run import signals
+
+        signals.end_with_launcher()  # ended (runs closed KILLED) with its `mlflow run`, not orphaned
         args.func(args)
         return 0
     except (Exception, KeyboardInterrupt) as e:

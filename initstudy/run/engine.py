@@ -65,13 +65,16 @@ class Engine:
         self.startup_seconds = None
 
     def __enter__(self):
+        if self.client is not None:  # started already: one cluster per engine, however often entered
+            return self
         from distributed import Client, LocalCluster
         from distributed.diagnostics.plugin import WorkerPlugin
 
         t0 = time.perf_counter()
         self._cfg = _config()
         self._cfg.__enter__()
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # a failure is ours to report, in one line
+        for name in ("distributed", "distributed.client"):  # a failure is ours to report, in one line
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             if self.scheduler:
                 try:
@@ -153,7 +156,12 @@ class Engine:
         ac = as_completed([submit() for _ in range(min(self.threads(), len(todo)))], loop=self.client.loop)
         return self._arrivals(ac, submit, todo, index, pending)
 
+    def lost(self) -> EngineError:
+        """The one line for a scheduler that went away mid-sweep (SIGKILL, a lost machine)."""
+        return EngineError(f"Dask scheduler {self.scheduler or 'of the LocalCluster'} lost (its connection closed)")
+
     def _arrivals(self, ac, submit, todo, index, pending):
+        from distributed.comm import CommClosedError
         from distributed.scheduler import KilledWorker
 
         try:
@@ -164,15 +172,19 @@ class Engine:
                 i = index.pop(f.key)
                 if f.status == "finished":
                     yield i, f.result(), None
+                elif f.status == "cancelled" or self.client.status != "running":  # the scheduler forgot it
+                    raise self.lost()
                 else:
                     e = f.exception()
                     yield i, None, (f"its worker died {ALLOWED_FAILURES + 1} times (distributed's allowed-failures "
                                     f"{ALLOWED_FAILURES})" if isinstance(e, KilledWorker) else
                                     f"{type(e).__name__}: {e}")
                 f.release()
+        except (CommClosedError, OSError, TimeoutError):
+            raise self.lost() from None
         finally:
             for f in pending:
                 try:
                     f.cancel()
-                except RuntimeError:  # the client already closed (an interrupt shut the cluster down first)
+                except Exception:  # the client already closed (an interrupt, a lost scheduler)
                     pass

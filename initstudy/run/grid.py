@@ -9,9 +9,10 @@ value or combination gets one line (ConfigError) and no run is opened.
 """
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 
-from initstudy.core import inits
+from initstudy.core import budget, inits
 from initstudy.core.config import ConfigError, one_of, parse, to_dict
 from initstudy import studies
 
@@ -109,12 +110,14 @@ def build(study: str, grid: str = "", fixed: str = "", inits_: str = "", depths:
             parsed = [getattr(parse(cls, {**raw_fixed, key: x}), key) for x in items]
         axes[key] = list(dict.fromkeys(parsed))
     out = Grid(study, axes, fixed_values)
+    budget.check_runs(math.prod(len(v) for v in axes.values()))  # the count first: nothing built for a huge grid
     varying = [k for k, v in axes.items() if len(v) > 1]
     for combo in itertools.product(*axes.values()):
         values = dict(zip(axes, combo))
         label = " ".join(_label_part(k, values[k]) for k in varying) or values["init"]
         try:
             config = parse(cls, {**fixed_values, **{k: v for k, v in values.items() if k != "init"}})
+            budget.check(config)
             if hasattr(config, "check_init"):  # what the init asks of the rest (ablate: lsuv needs norm=none)
                 config.check_init(values["init"])
         except ConfigError as e:

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from initstudy.studies.ablate import compute as ablate
 
 from initstudy.record import provenance
+from initstudy.run import signals
 
 CHUNK = 50  # losses per progress message (the parent logs each message as it comes)
 DIAG_CHUNK = 5  # diagnostics rows per progress message (12 layers x 7 stats each)
@@ -105,19 +106,7 @@ def _train(config, init, ds):
     return result
 
 
-@contextlib.contextmanager
-def signals_held(sigs=(signal.SIGINT, signal.SIGTERM)):
-    """Ctrl-C and SIGTERM wait until the block is done, then arrive: for a step that must not be cut
-    in two (a chunk taken off the workers' queue and passed on, a batch written to the store)."""
-    held = []
-    handlers = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in sigs}
-    try:
-        yield
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        if held:
-            signal.raise_signal(held[0])  # now, with the caller's handlers back
+signals_held = signals.held  # moved to run/signals.py; the name kept for its callers
 
 
 class Trainings:

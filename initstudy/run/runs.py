@@ -16,10 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from initstudy.core import inits
+from initstudy.core import budget, inits
 
 from initstudy import studies
 from initstudy.record import keys, provenance, tracking
+from initstudy.run import signals
 from initstudy.core.config import one_of, parse
 
 
@@ -29,6 +30,10 @@ class Interrupted(Exception):
 
 class JobFailed(Exception):
     """The job ran but part of it failed (e.g. a sweep worker died): one line, exit 1."""
+
+
+class TrackingLost(JobFailed):
+    """The tracking server went away mid-run; what was computed is in a spool folder: one line, exit 1."""
 
 
 def _on_sigterm(signum, frame):
@@ -123,21 +128,16 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
     single = len(names) == 1 and child_tags is None
-    role = "single" if single else "parent"
-    if top is None:
-        top = tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
-            **base, tracking.ROLE_TAG: role, **({tracking.INIT_TAG: names[0]} if single else {})},
-            describe=studies.description, params=params)
-    else:
-        tracker.reopen(top)
-    ids = RunSet(top=top)
-    for name in names:
-        extra = (child_tags or {}).get(name, {tracking.INIT_TAG: name})
-        ids[name] = top if single else tracker.start_run(
-            child_name(name) if child_name else f"{kind}-{name}", record_in or experiment, parent=top,
-            tags={**base, tracking.ROLE_TAG: "child", **extra})
-    status = "FINISHED"
-    try:
+    ids, status = RunSet(), "FINISHED"
+    try:  # opened inside the try: a signal at any moment closes every run opened so far
+        with signals.held():  # a signal raised inside MLflow's session breaks the request, not the loop
+            ids["top"] = _open_top(tracker, experiment, kind, names, base, single, record_in, top, params)
+        for name in names:
+            with signals.held():
+                extra = (child_tags or {}).get(name, {tracking.INIT_TAG: name})
+                ids[name] = ids["top"] if single else tracker.start_run(
+                    child_name(name) if child_name else f"{kind}-{name}", record_in or experiment, parent=ids["top"],
+                    tags={**base, tracking.ROLE_TAG: "child", **extra})
         yield ids
     except (KeyboardInterrupt, Interrupted):
         status = "KILLED"
@@ -145,14 +145,44 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
         signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
         ids.flush_partial(tracker)
         raise
-    except BaseException:
+    except BaseException as e:
         status = "FAILED"
+        if tracking.unreachable(e):  # the server is lost: what was computed goes to a spool folder
+            tracker.down, status = tracker.down or e, "KILLED"
+            ids.flush_partial(tracker)
         raise
     finally:
-        for rid in dict.fromkeys(ids.values()):
-            if rid not in ids.closed:
-                tracker.end(rid, status)
+        with signals.held():  # every run is closed before a late signal is acted on
+            for rid in dict.fromkeys(ids.values()):
+                if rid not in ids.closed:
+                    tracker.end(rid, status)
+            if status == "KILLED":
+                tracker.close_launcher(set(ids.values()))
         signal.signal(signal.SIGTERM, old_term)
+        if tracker.down is not None:
+            _spooled(tracker)
+
+
+def _spooled(tracker):
+    """The open runs written to a spool folder; the one line says where and how to record them."""
+    folder = tracker.spool()
+    lost = tracking.describe_error(tracker.down).split("; start it")[0]
+    raise TrackingLost(f"{lost}; what was computed is kept in {folder}: record it "
+                       f"once the server is back with `initstudy sync {folder} --to {tracking.redact_uri(tracker.uri)}`"
+                       ) from None
+
+
+def _open_top(tracker, experiment, kind, names, base, single, record_in, top, params):
+    """The top run, tagged with this process as its owner (host, PID, start): a new one, or `top`
+    reopened (a resumed sweep's parent)."""
+    owner = signals.owner_tags()
+    if top is not None:
+        tracker.reopen(top)
+        tracker.log(top, tags=owner)
+        return top
+    return tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
+        **base, tracking.ROLE_TAG: "single" if single else "parent", **({tracking.INIT_TAG: names[0]} if single else {}),
+        **owner}, describe=studies.description, params=params)
 
 
 def mlflow_block(tracker, ids: dict) -> dict:
@@ -247,5 +277,7 @@ def config_from_args(config_cls, args):
     if hasattr(args, "init"):
         init_names(args.init)
     raw = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if getattr(args, f.name) is not None}
-    return parse(config_cls, raw)
+    config = parse(config_cls, raw)
+    budget.check(config)  # a size the machine cannot hold: one line, no run opened
+    return config
 

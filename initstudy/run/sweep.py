@@ -6,6 +6,7 @@ only writer: it opens the parent and the children, then records each child as it
 (as_completed), through the child_record() a single run of the study uses, in a few batched calls.
 A child's numbers are those of the same config run alone: same config, same seeds, same 1-thread BLAS.
 """
+import contextlib
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import numpy as np
 
 from initstudy.run import grid as grid_mod
 from initstudy.record import plots, progress, provenance, results, tracking
-from initstudy.run import parallel
+from initstudy.run import close, signals
 from initstudy import studies
 from initstudy.core.config import ConfigError, parse, to_dict
 from initstudy.run.runs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
@@ -100,7 +101,9 @@ def _previous(tracker, g, parent_id: str) -> dict:
     run = tracker.get_run(parent_id)
     if run is None or run.data.tags.get(tracking.ROLE_TAG) != "parent" or SPEC_TAG not in run.data.tags:
         raise ConfigError(f"resume={parent_id} is not a sweep parent run in this tracking store")
-    if run.info.status not in ("KILLED", "FAILED"):
+    if run.info.status == "RUNNING":
+        _take_over(tracker, run)
+    elif run.info.status not in ("KILLED", "FAILED"):
         raise ConfigError(f"resume={parent_id}: the sweep is {run.info.status}; only a KILLED or FAILED one resumes")
     if run.data.tags[SPEC_TAG] != g.spec():
         was = json.loads(run.data.tags[SPEC_TAG])
@@ -114,6 +117,21 @@ def _previous(tracker, g, parent_id: str) -> dict:
         if child.info.status == "FINISHED" and POINT_TAG in tags and ROW_TAG in tags:
             kept.setdefault(tags[POINT_TAG], json.loads(tags[ROW_TAG]))
     return kept
+
+
+def _take_over(tracker, run):
+    """A RUNNING sweep resumes only when its owner is known gone (it ran on this host, its process is
+    not running): its stale RUNNING runs are closed as KILLED first, and this command says so."""
+    rid, tags = run.info.run_id, run.data.tags
+    state = signals.owner_state(tags)
+    if state != "gone":
+        where = ("still computing (" if state == "alive" else "RUNNING, owned by ") + signals.describe_owner(tags) + \
+            (")" if state == "alive" else ", which cannot be checked from here")
+        raise ConfigError(f"resume={rid}: the sweep is {where}; if that process is gone, close the sweep first: "
+                          f"initstudy close {rid}")
+    n = close.stale(tracker, run, f"resume={rid}")
+    print(f"sweep: resume={rid} was left RUNNING by {signals.describe_owner(tags)}, which is gone; taking it over "
+          f"({n} stale runs closed as KILLED)", file=sys.stderr, flush=True)
 
 
 def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = None, kind: str = "sweep",
@@ -160,11 +178,11 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                   file=sys.stderr, flush=True)
             record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
             failed = 0
-            with progress.bar(len(todo), kind, "runs") as bar:
+            with progress.bar(len(todo), kind, "runs") as bar, _lost_scheduler(ids, rows, engine_mod.EngineError):
                 for i, got, error in arrivals:
                     # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
                     # the request (and the flush after it), as in ablate's streaming
-                    with parallel.signals_held():
+                    with signals.held():
                         c0 = time.thread_time()
                         p = todo[i]
                         rid = ids[p.label]
@@ -204,6 +222,18 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
                 tracker.end(ids["top"], "FAILED")
         return {"run_ids": ids, "rows": ordered, "wall_seconds": wall, "where": engine.where(), "kept": len(kept),
                 "timing": timing, "link": link}
+
+
+@contextlib.contextmanager
+def _lost_scheduler(ids, rows, EngineError):
+    """The scheduler went away: one line naming it; the children recorded so far stay FINISHED,
+    the rest end FAILED (run_set), and the sweep resumes on any scheduler."""
+    try:
+        yield
+    except EngineError as e:
+        done = sum(r["status"] == "FINISHED" for r in rows.values())
+        raise JobFailed(f"{e}; {done} finished runs kept; continue with resume={ids['top']} "
+                        "(on this or another scheduler)") from None
 
 
 def _record_parent(tracker, rid, g, rows, prov, timing):
