@@ -9,7 +9,6 @@ from initstudy.core.config import ConfigError
 
 HELP = "record a spool folder (kept when the tracking server was lost) into a tracking store"
 SYNCED = "synced.json"  # written into the spool folder once recorded: {old run id: new run id}
-CHUNK = 1000  # metrics per log_batch (MLflow's limit)
 
 
 def add_arguments(parser):
@@ -40,25 +39,13 @@ def main(args):
 
 
 def _record(tracker, folder, run, new) -> str:
-    from mlflow.entities import Metric, Param
-
     from initstudy.record import tracking
 
     tags = {**run["tags"], "initstudy.synced_from": run["run_id"]}
     if run["parent"]:
         tags[tracking.PARENT_TAG] = new.get(run["parent"], run["parent"])
-    client = tracker.client
-    experiment = tracker._experiment(run["experiment"])  # by name: the same experiment, created if new
-    rid = client.create_run(experiment, run_name=tags.get("mlflow.runName", run["name"]),
-                            start_time=run["start_time"], tags=tags).info.run_id
-    client.log_batch(rid, params=[Param(k, str(v)) for k, v in run["params"].items()])
-    for i in range(0, len(run["metrics"]), CHUNK):
-        client.log_batch(rid, metrics=[Metric(k, float(v), int(t), int(s)) for k, v, s, t in run["metrics"][i:i + CHUNK]])
     files = folder / "artifacts" / run["run_id"]
-    if files.is_dir():
-        client.log_artifacts(rid, str(files))
-    client.set_terminated(rid, status="FINISHED" if run["status"] == "FINISHED" else "KILLED")
-    return rid
+    return tracker.replay({**run, "tags": tags}, files if files.is_dir() else None)
 
 
 def _close_stale(tracker, old: str, new: str | None) -> bool:
