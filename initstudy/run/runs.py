@@ -124,7 +124,8 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
     the MLflow experiment `record_in` (default: the lab's, `experiment`) unless the user named one.
     `top`: an existing run to continue instead (a resumed sweep's parent, set RUNNING again);
     child_name(name): the run name of a child (default "<kind>-<name>"); params: what the top run will log
-    as it ran (a launcher run `mlflow run` filled with other values is left as a pointer, Tracker.start_run)."""
+    as it ran (a launcher run `mlflow run` filled with other values is left as a pointer, Tracker.start_run).
+    A lost tracking server: the open runs go to a spool folder as KILLED (record/spool.py), TrackingLost names it."""
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     base = {tracking.EXPERIMENT_TAG: experiment, **(tags or {})}
     single = len(names) == 1 and child_tags is None
