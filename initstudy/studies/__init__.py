@@ -103,7 +103,7 @@ STUDIES = {s.name: s for s in (
         _here("residual", "compute", "CellConfig"), _here("residual", "compute", "train_cell"),
         _here("residual", "record", "sweep_row"),
         (("train_acc", "final training accuracy (whole training set)", False),)), readme=_here("residual", "readme")),
-    _study("transfer", "30-width-transfer", sweep=Sweep(
+    _study("transfer", "30-width-transfer", lab=True, sweep=Sweep(
         _here("transfer", "compute", "CellConfig"), _here("transfer", "compute", "train_cell"),
         _here("transfer", "record", "sweep_row"),
         (("train_loss", "final training loss (whole training set, log scale)", True),))),

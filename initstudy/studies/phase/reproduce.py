@@ -61,10 +61,10 @@ def choose(cells: list, spec: str) -> list:
     return picked
 
 
-def differences(recorded: dict, now: dict, tol: float | None) -> tuple[list, list]:
-    """(lines beyond the tolerance, lines within it) for one cell."""
+def differences(recorded: dict, now: dict, tol: float | None, compared: tuple = COMPARED) -> tuple[list, list]:
+    """(lines beyond the tolerance, lines within it) for one cell (compared: the keys, another study's too)."""
     bad, near = [], []
-    for k in COMPARED:
+    for k in compared:
         a, b = recorded.get(k), now.get(k)
         if a == b:
             continue
