@@ -645,6 +645,45 @@ def bench_phase(quick, tmp: Path):
     ]
 
 
+# ---------------------------------------------------------------- 8: the widest transfer cells
+
+def transfer_steps(core, ds, config):
+    """A transfer cell's steps: minibatch loss, backward and update, no grads kept (compute.train_cell's loop)."""
+    from initstudy.core import data
+
+    batches = data.batch_stream(config.data_seed, len(ds.x_train), config.batch)
+
+    def run(steps):
+        for _ in range(steps):
+            _, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
+            core.backward_update(dlogits, keep_grads=False)
+    return run
+
+
+def bench_width(quick, width: int = 1024):
+    """Issue 25: the widest cells of `transfer` (2 hidden layers of 1024, batch 128, float32) at >= 0.8 of
+    the GEMM bound, under muP with Adam (the study's default) and with SGD."""
+    from initstudy.studies.phase import compute as phase
+    from initstudy.studies.transfer import compute as transfer
+
+    (steps, reps), rows = (20, 5) if quick else (60, 9), []
+    for opt in ("adam", "sgd"):
+        cell = transfer.CellConfig(param="mup", width=width, log2_lr=-8.0, optimizer=opt)
+        ds = phase.cached_dataset(cell)
+        cores = [ablate.make_core(cell.ablate_config(), "lecun_normal", ds) for _ in range(2)]
+        fns = {"gemm": gemm_alone(cores[0]), "step": transfer_steps(cores[1], ds, cell)}
+        transfer_steps(cores[0], ds, cell)(3)  # the bound's operands as a step leaves them
+        for f in fns.values():
+            f(3)
+        t = interleaved({k: (lambda f=f: f(steps)) for k, f in fns.items()}, reps)
+        per = {k: np.array(v) / steps for k, v in t.items()}
+        frac = per["gemm"] / per["step"]
+        rows.append((f"transfer cell, width {width}, muP, {opt}: step time", fmt(per["step"], " ms", 1e3), ""))
+        rows.append((f"GEMM bound / step, {opt} (target >= {TARGETS['step_vs_gemm']:.2f})", fmt(frac, prec=3),
+                     verdict(frac, "step_vs_gemm")))
+    return rows
+
+
 # ---------------------------------------------------------------- report
 
 def machine() -> list:
@@ -684,7 +723,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps and repetitions (~2 min)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    p.add_argument("--only", default="core,tracking,e2e,scale,sweep,phase")
+    p.add_argument("--only", default="core,tracking,e2e,scale,sweep,phase,width")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     _blas = provenance.pin_blas_threads()
@@ -719,6 +758,9 @@ def main(argv=None):
         if "phase" in only:
             t0 = cpu_snapshot()
             section("7. The trainability study (phase) on Dask", bench_phase(args.quick, tmp), t0)
+        if "width" in only:
+            t0 = cpu_snapshot()
+            section("8. The widest cells of the width-transfer study", bench_width(args.quick), t0)
     load1 = os.getloadavg()
     print("\n".join(f"- {n}" for n in notes))  # e.g. why the PyTorch rows are missing
     doc = ["# Benchmarks", "",

@@ -40,7 +40,7 @@ def test_optimum_shift_and_wider_is_better_on_a_hand_made_grid():
     # sp 64: means 2.5, 1.5, 1.5 -> first argmin -6; sp 256: 2.25, inf, 1.25 -> -4; seeds own: -4,-6 / -6,-4
     assert [r["log2_lr"] for r in v["optima"]["sp"]] == [-6.0, -4.0]
     assert v["optima"]["sp"][0]["per_seed"] == [-4.0, -6.0] and v["optima"]["sp"][0]["sd"] == 1.0
-    assert v["shift_steps"] == {"sp": 0.5, "mup": 0.0} and v["grid_step"] == 2.0
+    assert v["shift_steps"] == {"sp": 1.0, "mup": 0.0} and v["grid_step"] == 2.0
     assert v["wider_is_better"]["sp"] == {"lrs_compared": [-8.0, -4.0], "lrs_wider_better": [-8.0, -4.0], "fraction": 1.0}
     assert v["wider_is_better"]["mup"]["fraction"] == 1.0 and v["diverged_cells"] == 1
 
