@@ -20,13 +20,12 @@ import numpy as np
 
 from initstudy.core import data
 from initstudy.core import parametrization as P
-from initstudy.record import labs
 from initstudy.studies.ablate import compute as ablate
 from initstudy.studies.phase import compute as phase
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 from initstudy.studies.phase.compute import parse_grid
 
-EXPERIMENT = labs.COORDCHECK
+EXPERIMENT = "30-width-coordcheck"  # the registry's (studies/__init__.py); named here for the documents
 PARAMS = ("sp", "mup")  # the two the check compares (NTK: `ablate -P param=ntk`)
 FLAT = 0.25  # |slope| below this: flat (a slope of 0.25 is 2^1.25 = 2.4x over 2^6..2^11)
 GROWS = 0.5  # slope above this: growing (x 5.7 over the 5 doublings)

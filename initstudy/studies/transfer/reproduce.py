@@ -61,8 +61,8 @@ def differences(recorded: dict, now: dict, tol) -> tuple[list, list]:
 
 
 def run(path, tol, spec: str = "all") -> int:
-    from initstudy import studies
     from initstudy.publish import reproduce
+    from initstudy.studies.transfer.record import sweep_row
 
     mf, config, doc = load(path)
     cells = choose(doc["cells"], spec)
@@ -74,7 +74,7 @@ def run(path, tol, spec: str = "all") -> int:
         provenance.warm_up_blas()
         for c in cells:
             r = T.train_cell(config.cell(c["param"], c["width"], c["log2_lr"], c["seed"]), config.init)
-            b, n = differences(c, studies.transfer_row(r), tol)
+            b, n = differences(c, sweep_row(r), tol)
             bad += b
             near += n
     what = f"{len(cells)} of {len(doc['cells'])} cells ({len(cells) * len(COMPARED)} values, loss series by sha256)"
