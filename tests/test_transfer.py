@@ -169,20 +169,20 @@ def test_transfer_end_to_end_exported_and_reproduced(store, tmp_path):
 
     out = tmp_path / "projects"
     exp = subprocess.run([sys.executable, str(REPO / "scripts" / "export_run.py"), "--run-id", parent.info.run_id,
-                          "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+                          "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert exp.returncode == 0, exp.stderr[-2000:]
     folder = out / "30-width-transfer"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "transfer.json", "transfer.png",
                                                         "transfer.py"]
     ok = subprocess.run([sys.executable, "transfer.py", "--cells", "mup:128:-6,sp:64:3"], cwd=folder,
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0 and ok.stdout.startswith("reproduced bit for bit: 2 of 8 cells"), ok.stdout + ok.stderr
     recorded = json.loads((folder / "transfer.json").read_text())
     c = next(c for c in recorded["cells"] if (c["param"], c["width"], c["log2_lr"]) == ("mup", 128, -6.0))
     c["test_acc"] += 1e-3
     (folder / "transfer.json").write_text(json.dumps(recorded))
     bad = subprocess.run([sys.executable, "transfer.py", "--cells", "mup:128:-6"], cwd=folder, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=600)
     assert bad.returncode == 1 and "NOT reproduced: 1 values differ" in bad.stdout and "test_acc" in bad.stdout
 
 
