@@ -61,7 +61,6 @@ def differences(recorded: dict, now: dict, tol) -> tuple[list, list]:
 
 
 def run(path, tol, spec: str = "all") -> int:
-    from initstudy.publish import reproduce
     from initstudy.studies.transfer.record import sweep_row
 
     mf, config, doc = load(path)
