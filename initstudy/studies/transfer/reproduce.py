@@ -60,6 +60,13 @@ def differences(recorded: dict, now: dict, tol) -> tuple[list, list]:
     return _differences(recorded, now, tol, COMPARED)
 
 
+def prepare(path, spec: str = "all") -> dict:
+    """The manifest, once it and the cells chosen are known good (else one ConfigError line)."""
+    mf, _, doc = load(path)
+    choose(doc["cells"], spec)
+    return mf
+
+
 def run(path, tol, spec: str = "all") -> int:
     from initstudy.studies.transfer.record import sweep_row
 
