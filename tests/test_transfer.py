@@ -172,7 +172,7 @@ def test_transfer_end_to_end_exported_and_reproduced(store, tmp_path):
 
     out = tmp_path / "projects"
     exp = subprocess.run([sys.executable, str(REPO / "scripts" / "export_run.py"), "--run-id", parent.info.run_id,
-                          "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+                          "--out", str(out)], env={**store.env(), "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert exp.returncode == 0, exp.stderr[-2000:]
     folder = out / "30-width-transfer"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "transfer.json", "transfer.png",
