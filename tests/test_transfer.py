@@ -219,7 +219,6 @@ def test_the_committed_readme_and_verdict_are_what_the_cells_give():
         assert said in text, said
     top = " ".join((REPO / "README.md").read_text().split())
     assert f"SP's optimum moves {v['shift_steps']['sp']:+g} grid steps, μP's {v['shift_steps']['mup']:+g}" in top
-    assert f"({sub['sp'][2]:+.2f} and {sub['mup'][2]:+.2f} in log2 lr between grid points)".replace("-", "−") in top
 
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="projects/30-width-transfer not exported yet")
