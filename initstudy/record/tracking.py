@@ -374,8 +374,9 @@ class Tracker:
 
 
 def _same(recorded: str, value) -> bool:
-    """A param as MLflow holds it says the same as `value`: equal as text, or as numbers ("1", 1.0)."""
-    if recorded == str(value):
+    """A param as MLflow holds it says the same as `value`: equal as text, or as numbers ("1", 1.0); `mlflow
+    run` logs an empty default shell-quoted, "''"."""
+    if recorded == str(value) or (recorded == "''" and str(value) == ""):
         return True
     try:
         return float(recorded) == float(value)
