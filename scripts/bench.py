@@ -365,13 +365,13 @@ def bench_tracking(quick, tmp: Path):
     tr.log(rid, metrics=metrics)
     t_metrics = time.perf_counter() - t
     # the rest of the recording: what a run must do after its last step (plots), and MLflow's start
-    from initstudy.record import plots
+    from initstudy.studies.ablate import figures
 
     t = time.perf_counter()
-    plots.training_diagnostics(r, tmp / "d.png", title="diagnostics")
+    figures.training_diagnostics(r, tmp / "d.png", title="diagnostics")
     t_diag = time.perf_counter() - t
     t = time.perf_counter()
-    plots.loss_curves([r], tmp / "l.png", title="loss")
+    figures.loss_curves([r], tmp / "l.png", title="loss")
     t_curves = time.perf_counter() - t
     imports = {}
     for mod in ("mlflow", "initstudy.run.cli"):

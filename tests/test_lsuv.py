@@ -13,6 +13,7 @@ from initstudy.studies.ablate import compute as ablate
 from initstudy.core import inits, lsuv, nn
 from initstudy.record import provenance
 from initstudy.studies.walk.compute import WalkConfig, run_walk
+from initstudy.studies.walk.record import walk_json
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # QR and matmuls on one thread: CI's 2 cores are shared
 
@@ -196,6 +197,6 @@ def test_walk_lsuv_reproduces_from_its_results_document():
     from initstudy.record import results
 
     config = WalkConfig(depth=5, width=32, activation="tanh", sigma_b2=0.1)
-    doc = results.walk_json(vars(config), [run_walk(config, "lsuv")])
+    doc = walk_json(vars(config), [run_walk(config, "lsuv")])
     again, _ = reproduce.rerun(config, ["lsuv"])
     assert results.dumps(again) == results.dumps(doc) and len(doc["inits"]["lsuv"]["lsuv"]["scales"]) == 5

@@ -75,7 +75,7 @@ def main(args):
         record(tracker, ids["top"], params, metrics, artifacts, {**tags, "mlflow.note.content": note([r])})
 
 
-def note(group, child=False) -> str:
+def note(group, child=False, artifacts=None) -> str:
     return "; ".join(f"{r.init}: variance {r.var[-1]:.3g} at layer {len(r.var)}" for r in group)
 
 
@@ -171,13 +171,24 @@ def test_export_writes_the_toy_folder_and_reproduce_checks_it(toy_store, toy_run
     assert "NOT reproduced" in capsys.readouterr().out
 
 
-def test_every_committed_manifest_version_reads():
-    """The committed manifests predate schema_version (version 1); a newer one is refused in one line."""
+def test_no_package_file_names_the_toy():
+    """The toy is this file and its registration: no file of the package names it."""
     from conftest import REPO
 
-    for path in sorted((REPO / "projects").glob("*/manifest.json")):
-        mf = manifest.read(path)
-        assert "schema_version" not in mf and studies.by_experiment(mf["experiment"]).lab is not None
+    named = [p for p in (REPO / "initstudy").rglob("*") if p.is_file() and p.suffix in (".py", ".j2")
+             and any(name in p.read_text() for name in (EXPERIMENT, '"toy"', "test_registry"))]
+    assert named == [] and "toy" in studies.STUDIES
+
+
+def test_every_committed_manifest_version_reads():
+    """Every committed manifest reads, those from before schema_version (version 1) and those since (2);
+    a newer one is refused in one line."""
+    from conftest import REPO
+
+    versions = {p.parent.name: manifest.read(p).get("schema_version", 1)
+                for p in sorted((REPO / "projects").glob("*/manifest.json"))}
+    assert set(versions.values()) <= {1, 2}
+    assert versions["10-variance-walk"] == 1 and versions["02-why-sqrt-n"] == 1  # committed before the key
     mf = json.loads((REPO / "projects" / "10-variance-walk" / "manifest.json").read_text())
     assert manifest.validate({**mf, "schema_version": 2}) and manifest.validate({**mf, "schema_version": 1})
     with pytest.raises(manifest.ManifestError, match="schema_version must be an integer in 1..2"):

@@ -9,12 +9,12 @@ import pytest
 
 from conftest import REPO
 from initstudy.publish import export, readme, reproduce
-from initstudy.record import results
 from initstudy.studies.scaling import compute as scaling
 from initstudy.core import seeds
 from initstudy.core.config import ConfigError, parse
 from initstudy.studies import STUDIES
 from initstudy.studies.scaling.compute import ScalingConfig
+from initstudy.studies.scaling.record import scaling_series
 
 SMALL = dict(max_width=1024, draws=4000, depth=8, depth_width=64, depth_batch=32, fw_min_width=32, fw_max_width=64,
              fw_depth=12, seeds=6)
@@ -131,7 +131,7 @@ def test_committed_readme_is_written_from_its_numbers():
     doc = json.loads((COMMITTED / "results.json").read_text())
     mf = json.loads((COMMITTED / "manifest.json").read_text())
     assert (COMMITTED / "README.md").read_text() == readme.scaling(doc, mf)
-    s = results.scaling_series(doc)
+    s = scaling_series(doc)
     i = doc["dot"]["widths"].index(512)
     assert s["dot/1_over_sqrt_n/var"][i] == pytest.approx(1, rel=0.05)
     assert s["dot/1_over_n/var"][i] == pytest.approx(1 / 512, rel=0.05)

@@ -9,6 +9,7 @@ from initstudy.core import inits
 
 from initstudy.record import provenance, results
 from initstudy.studies.walk.compute import WalkConfig, run_walk
+from initstudy.studies.walk.record import walk_json
 
 pytestmark = pytest.mark.fast
 
@@ -113,8 +114,8 @@ def test_growth_factors_are_the_theorys_not_the_labs_sentence():
 
 def test_same_seed_is_bit_identical_and_inits_share_the_input():
     config = WalkConfig()
-    a = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
-    b = results.dumps(results.walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
+    a = results.dumps(walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
+    b = results.dumps(walk_json({}, [run_walk(config, i) for i in inits.LAB_INITS]))
     assert a == b
     seeds_ = {config.weight_seed(i) for i in inits.LAB_INITS}
     assert len(seeds_) == 3 and config.input_seed() not in seeds_

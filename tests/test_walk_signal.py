@@ -10,6 +10,7 @@ from initstudy.core import inits, nn, seeds, theory
 
 from initstudy.studies.walk import compute as walk
 from initstudy.studies.walk.compute import WalkConfig, run_walk
+from initstudy.studies.walk.record import walk_json, walk_series
 
 WIDE = 1024
 # tanh at the edge of chaos for sigma_b^2 = 0.05 (sigma_w^2 = 1.76), and deep in the chaotic phase
@@ -155,14 +156,12 @@ def test_lab_series_unchanged_by_the_new_streams():
 
 
 def test_signal_block_round_trips_through_results_json():
-    from initstudy.record import results
-
     config = WalkConfig(depth=3, width=16, activation="tanh", sigma_b2=0.05)
     rs = [run_walk(config, i) for i in inits.LAB_INITS]
-    doc = results.walk_json(vars(config), rs)
+    doc = walk_json(vars(config), rs)
     assert set(doc["config"]) == {"depth", "width", "batch", "input_variance", "activation", "dtype", "seed"}
     assert doc["signal"]["config"] == {"sigma_b2": 0.05, "gain": 1.0, "c0": 0.5}
-    series = results.walk_series(doc)
+    series = walk_series(doc)
     for r in rs:
         for k, v in r.signal.series().items():
             np.testing.assert_array_equal(series[f"{r.init}/{k}"], v)

@@ -230,8 +230,6 @@ def companion(tracker, s: RunSet):
     return next((other for other in complete_sets(tracker, s.experiment, False) if quotes(p, _params(other))), None)
 
 
-relu_companion = companion  # lab 00's name for it
-
 
 def find_sets(tracker, run_ids: list) -> list:
     """The sets named by --run-id: a parent stands for its children; other runs count one per init."""

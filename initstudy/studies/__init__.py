@@ -61,7 +61,7 @@ class Study:
     name: str  # the command and entry point: `initstudy <name>`, `mlflow run . -e <name>`
     experiment: str  # its lab: the MLflow experiment, the manifest's "experiment", the initstudy.experiment tag
     job: object  # module: HELP, add_arguments(parser), main(args); a sweepable study's child_record(...)
-    record: object  # module: ASKS (the experiment's description), note(results, child) (a run's description)
+    record: object  # module: ASKS (the experiment's description), note(results, child, artifacts) (a run's)
     sweep: Sweep | None = None  # set: `initstudy sweep --study <name>` grids it
     lab: object = None  # Lab: the exported folder (export writes it, reproduce checks it)
     readme: object = None  # module: numbers(doc, manifest, ...) for readme.md.j2 beside it (publish/readme.py)

@@ -8,7 +8,7 @@ from initstudy.core import parametrization as P
 from initstudy.record import keys, manifest, notes, progress, provenance, results, tracking
 from initstudy.run import parallel
 from initstudy.studies import STUDIES
-from initstudy.studies.ablate.record import ablate_summary, note
+from initstudy.studies.ablate.record import ablate_json, ablate_summary, note
 from initstudy.studies.ablate.compute import AblateConfig
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
@@ -83,11 +83,11 @@ def _diag_title(r) -> str:
 
 def diagnostics_png(r) -> bytes:
     """A single init's diagnostics.png (drawn in the figure worker while the parent records)."""
-    from initstudy.record import plots
+    from initstudy.studies.ablate import figures
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "diagnostics.png"
-        plots.training_diagnostics(r, path, title=_diag_title(r))
+        figures.training_diagnostics(r, path, title=_diag_title(r))
         return path.read_bytes()
 
 
@@ -159,7 +159,7 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
     lsuv_params, _, lsuv_tags = lsuv_record(r.lsuv)
     params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block), **P.as_params(config.layers()),
                            **lsuv_params)
-    artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, [r]))),
+    artifacts = {"losses.json": write_text(results.dumps(ablate_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf)),
                  "diagnostics.json": write_text(results.dumps(diagnostics_json(r)))}
     return params, {tracking.OUTCOME_TAG: r.outcome, **lsuv_tags}, artifacts
@@ -179,6 +179,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     bar = progress.bar(config.steps * len(names), "ablate", "steps", delay=progress.DELAY)  # counts from now
     trainings = parallel.Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
     from initstudy.record import plots  # matplotlib: ~0.4 s, so after the workers have started
+    from initstudy.studies.ablate import figures
     with trainings, provenance.pin_blas_threads(), run_set(
             tracker := tracking.Tracker(tracking_uri), EXPERIMENT, "ablate", names) as ids:
         if len(names) > 1:
@@ -218,9 +219,9 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 mf["data"] = block
                 mf.update(lsuv_manifest(group))
                 metrics, tags = finding_metrics(group), {}
-                artifacts = {"losses.json": write_text(results.dumps(results.ablate_json(cfg, group))),
+                artifacts = {"losses.json": write_text(results.dumps(ablate_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
-            artifacts["loss_curves.png"] = lambda path, g=group: plots.loss_curves(g, path, title=title)
+            artifacts["loss_curves.png"] = lambda path, g=group: figures.loss_curves(g, path, title=title)
             record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}

@@ -4,13 +4,13 @@ from initstudy.core.config import to_dict
 from initstudy.record import provenance, results
 from initstudy.studies import Lab
 from initstudy.studies.ablate import compute as ablate
-from initstudy.studies.ablate.record import ablate_summary
+from initstudy.studies.ablate.record import ablate_json, ablate_series, ablate_summary
 
 
 def draw(doc: dict, path):
     from types import SimpleNamespace
 
-    from initstudy.record import plots
+    from initstudy.studies.ablate import figures
 
     c = doc["config"]
     rs = [SimpleNamespace(init=init, losses=results.from_json(b["loss"]), outcome=b["outcome"],
@@ -19,7 +19,7 @@ def draw(doc: dict, path):
           for init, b in doc["inits"].items()]
     title = (f"Init ablation: {c['depth']}-layer {c['activation']} MLP, width {c['width']}, "
              f"lr {c['lr']:g}, momentum {c['momentum']:g}, batch {c['batch']}, {c['dtype']}")
-    plots.loss_curves(rs, path, title=title)
+    figures.loss_curves(rs, path, title=title)
 
 
 def seeds(config, names, recorded=()) -> dict:
@@ -33,8 +33,8 @@ def rerun(config, names) -> tuple[dict, dict]:
     provenance.warm_up_blas()
     ds = ablate.dataset(config)
     rs = [ablate.train(config, i, ds) for i in names]
-    return results.ablate_json(to_dict(config), rs), ablate_summary(rs)
+    return ablate_json(to_dict(config), rs), ablate_summary(rs)
 
 
 LAB = Lab("inits", "losses.json", "inits", "loss_curves.png", draw, "train.py", "lab 01, the init ablation",
-          config=ablate.AblateConfig, seeds=seeds, rerun=rerun, series=results.ablate_series, dataset=ablate.dataset)
+          config=ablate.AblateConfig, seeds=seeds, rerun=rerun, series=ablate_series, dataset=ablate.dataset)

@@ -1,6 +1,11 @@
-"""What the init ablation records beside its numbers: its experiment's description, a run's, a sweep child's row."""
+"""What the init ablation records: its experiment's description, a run's, losses.json (and its series read
+back), the manifest's results_summary, a sweep child's row."""
+import numpy as np
+
 from initstudy.record import keys, results
 from initstudy.record.notes import g as _g, held
+from initstudy.record.results import from_json, jsonable, lsuv_block
+from initstudy.studies import STUDIES
 
 ASKS = (
     "**Lab 01, init matters.** A 12-layer ReLU MLP trained on the same synthetic data under each init: "
@@ -47,4 +52,34 @@ def ablate_summary(group) -> dict:
         out[f"steps_to_nan_{r.init}"] = r.steps_to_nan
         out[f"final_loss_{r.init}"] = results.jsonable([r.final_loss])[0]
         out[f"outcome_{r.init}"] = r.outcome
+    return out
+
+
+# --- the results document
+
+def ablate_json(config: dict, results) -> dict:
+    """losses.json of lab 01: every step's loss, the val points and the outcome per init."""
+    out = {"experiment": STUDIES["ablate"].experiment, "config": config, "inits": {}}
+    for r in results:
+        out["inits"][r.init] = {
+            "weight_seed": r.weight_seed,
+            "outcome": r.outcome,
+            "steps_to_nan": r.steps_to_nan,
+            "flatline_step": r.flatline_step,
+            "loss": jsonable(r.losses),
+            "val": {"step": [int(s) for s in r.val_steps], "loss": jsonable(r.val_loss), "acc": jsonable(r.val_acc)},
+            "summary": {k: v if v is None or isinstance(v, int) else jsonable([v])[0] for k, v in r.summary().items()},
+            **lsuv_block(r),
+        }
+    return out
+
+
+def ablate_series(doc: dict) -> dict:
+    """{'<init>/<series>': array} from a losses.json document, for comparison."""
+    out = {}
+    for init, block in doc["inits"].items():
+        out[f"{init}/loss"] = from_json(block["loss"])
+        out[f"{init}/val_step"] = np.array(block["val"]["step"], float)
+        out[f"{init}/val_loss"] = from_json(block["val"]["loss"])
+        out[f"{init}/val_acc"] = from_json(block["val"]["acc"])
     return out

@@ -5,10 +5,11 @@ import numpy as np
 
 from initstudy.core import data, inits
 
-from initstudy.record import keys, manifest, plots, progress, provenance, results, tracking
+from initstudy.record import keys, manifest, progress, provenance, results, tracking
 from initstudy.studies.diagnose import compute as diagnose_mod
 from initstudy.core.config import ConfigError, one_of, to_dict
 from initstudy.studies import STUDIES
+from initstudy.studies.diagnose import figures
 from initstudy.studies.diagnose.record import note
 from initstudy.studies.diagnose.compute import DiagnoseConfig
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, depth_profiles, finish, layer_series,
@@ -96,11 +97,11 @@ def run(config, init: str, tracking_uri: str | None, words) -> dict:
             "results.json": write_text(results.dumps(diagnose_json(cfg, r, corpus))),
             "manifest.json": write_text(manifest.dumps(mf)),
             "samples.txt": write_text("\n".join(r.samples) + "\n"),
-            "loss.png": lambda path: plots.diagnose_loss(r, path, title=f"loss: {label}"),
-            "activations.png": lambda path: plots.diagnose_histograms(r, path, "act", title=f"activations: {label}"),
-            "gradients.png": lambda path: plots.diagnose_histograms(r, path, "grad", title=f"gradients: {label}"),
-            "saturation_map.png": lambda path: plots.saturation_map(r, path, title=f"|h| > 0.99, first hidden layer: {label}"),
-            "update_ratio.png": lambda path: plots.update_ratio(r, path, title=f"update:data ratio: {label}"),
+            "loss.png": lambda path: figures.diagnose_loss(r, path, title=f"loss: {label}"),
+            "activations.png": lambda path: figures.diagnose_histograms(r, path, "act", title=f"activations: {label}"),
+            "gradients.png": lambda path: figures.diagnose_histograms(r, path, "grad", title=f"gradients: {label}"),
+            "saturation_map.png": lambda path: figures.saturation_map(r, path, title=f"|h| > 0.99, first hidden layer: {label}"),
+            "update_ratio.png": lambda path: figures.update_ratio(r, path, title=f"update:data ratio: {label}"),
         }, tags)
         link = finish(tracker, ids, {rid: note(r, config)})
     return {"run_id": rid, "result": r, "link": link}

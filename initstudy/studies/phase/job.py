@@ -9,7 +9,7 @@ import numpy as np
 
 from initstudy.run import grid as grid_mod
 from initstudy.core import data, theory
-from initstudy.record import keys, manifest, palette, plots, results, tracking
+from initstudy.record import keys, manifest, palette, results, tracking
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.phase import verdict as T
 from initstudy.core.config import parse, to_dict
@@ -17,6 +17,7 @@ from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, 
                             record, summary_metrics, today, write_text)
 from initstudy.run import sweep as sweep_job
 from initstudy.studies import STUDIES
+from initstudy.studies.phase import figures
 from initstudy.studies.phase.compute import PhaseConfig
 
 EXPERIMENT = STUDIES["phase"].experiment
@@ -160,6 +161,6 @@ def record_parent(config: PhaseConfig, held: dict, tracker, rid, g, rows, prov, 
     mf["data"] = data_block(tracker, rid, config)
     record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, parent_metrics(doc), {
         "phase.json": write_text(results.dumps(doc)),
-        "phase.png": lambda path: plots.phase_diagram(doc, path, T.TRAINED_ACC),
+        "phase.png": lambda path: figures.phase_diagram(doc, path, T.TRAINED_ACC),
         "manifest.json": write_text(manifest.dumps(mf)),
     }, {tracking.NOTE_TAG: description(doc)})

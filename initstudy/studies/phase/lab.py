@@ -20,10 +20,10 @@ if __name__ == "__main__":
 
 
 def draw(doc: dict, path):
-    from initstudy.record import plots
+    from initstudy.studies.phase import figures
     from initstudy.studies.phase.verdict import TRAINED_ACC
 
-    plots.phase_diagram(doc, path, TRAINED_ACC)
+    figures.phase_diagram(doc, path, TRAINED_ACC)
 
 
 LAB = Lab("parent", "phase.json", "cells", "phase.png", draw, "trainability.py", "the trainability phase diagram",

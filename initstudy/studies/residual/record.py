@@ -20,7 +20,7 @@ def line(r, config) -> str:
             f"{_g(r.train_acc)}, test acc {_g(r.test_acc)})")
 
 
-def note(group, child: bool) -> str:
+def note(group, child: bool, artifacts=None) -> str:
     how = (f"Read: `{keys.SERIES['loss']}` is the minibatch loss every step; train_acc and test_acc are on the whole "
            "sets after training. The parent's residual.png places this cell among the others.")
     return "  \n".join(f"{r.init}: train acc {_g(r.train_acc)}, test acc {_g(r.test_acc)}" for r in group) + "\n\n" + how

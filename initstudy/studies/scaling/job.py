@@ -2,12 +2,14 @@
 the depth walks and the finite-width spread, beside theory (scaling.py)."""
 import numpy as np
 
-from initstudy.record import keys, manifest, plots, provenance, results, tracking
+from initstudy.record import keys, manifest, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, mlflow_block, record,
                             run_set, summary_metrics, today, write_text)
 from initstudy.studies import STUDIES
+from initstudy.studies.scaling import figures
 from initstudy.studies.scaling.compute import SCALES, ScalingConfig, run_scaling, title
+from initstudy.studies.scaling.record import scaling_json
 
 EXPERIMENT = STUDIES["scaling"].experiment
 HELP = "lab 02: why 1/sqrt(n): Var(x.w) per width and scale, its compounding over depth, the finite-width spread"
@@ -69,7 +71,7 @@ def run(config, tracking_uri: str | None = None) -> dict:
     cfg = to_dict(config)
     with provenance.pin_blas_threads(), run_set(tracker, EXPERIMENT, "scaling", [NAME]) as ids:
         r = run_scaling(config)
-        doc = results.scaling_json(cfg, r)
+        doc = scaling_json(cfg, r)
         prov = provenance.collect()
         mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=config.seed, provenance=prov, config=cfg,
                             inits=[], seeds=config.stream_seeds(), results_summary=doc["summary"],
@@ -77,7 +79,7 @@ def run(config, tracking_uri: str | None = None) -> dict:
         record(tracker, ids["top"], common_params(cfg, prov), summary_metrics(doc["summary"]) + metrics(doc), {
             "results.json": write_text(results.dumps(doc)),
             "manifest.json": write_text(manifest.dumps(mf)),
-            "scaling.png": lambda path: plots.scaling(doc, path, title=title(cfg)),
+            "scaling.png": lambda path: figures.scaling(doc, path, title=title(cfg)),
         })
         link = finish(tracker, ids, {ids["top"]: description(doc)})
     return {"run_ids": ids, "doc": doc, "result": r, "link": link}

@@ -5,13 +5,14 @@ backward gradient variance and the input pairs' correlation per layer against th
 scales and phase, and the input-output Jacobian's moments (signal/jacobian.png)."""
 import numpy as np
 
-from initstudy.record import keys, manifest, notes, plots, provenance, results, tracking
+from initstudy.record import keys, manifest, notes, provenance, results, tracking
 from initstudy.core.config import to_dict
 from initstudy.run.runs import (add_common_arguments, common_params, config_from_args, finish, groups, init_names,
                             lsuv_manifest, lsuv_record, mlflow_block, record, run_set, summary_metrics, today,
                             warn_lsuv, write_text)
 from initstudy.studies import STUDIES
-from initstudy.studies.walk.record import lab_summary, note
+from initstudy.studies.walk import figures
+from initstudy.studies.walk.record import lab_summary, note, walk_json
 from initstudy.studies.walk.compute import WalkConfig, run_walk
 
 EXPERIMENT = STUDIES["walk"].experiment
@@ -83,7 +84,7 @@ def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:
                         inits=[r.init], seeds=manifest_seeds(config, [r]), results_summary=summary,
                         mlflow=mlflow_ids)
     mf.update(lsuv_manifest([r]))
-    artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, [r]))),
+    artifacts = {"results.json": write_text(results.dumps(walk_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf))}
     return params, child_metrics(r) + lsuv_metrics, child_tags(r), artifacts
 
@@ -111,12 +112,12 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                     inits=[r.init for r in group], seeds=manifest_seeds(config, group), results_summary=summary,
                     mlflow=mlflow_ids)
                 mf.update(lsuv_manifest(group))
-                artifacts = {"results.json": write_text(results.dumps(results.walk_json(cfg, group))),
+                artifacts = {"results.json": write_text(results.dumps(walk_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
             descriptions[rid] = note(group, child=len(group) == 1)
-            artifacts["variance.png"] = lambda path, g=group: plots.variance_walk(g, path, title=title)
+            artifacts["variance.png"] = lambda path, g=group: figures.variance_walk(g, path, title=title)
             # in a folder: the UI lists folders, then files by name; variance.png, the lab's figure, is the first one
-            artifacts["signal/jacobian.png"] = lambda path, g=group: plots.jacobian_spectrum(g, path, title=title)
+            artifacts["signal/jacobian.png"] = lambda path, g=group: figures.jacobian_spectrum(g, path, title=title)
             record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}

@@ -3,27 +3,26 @@ what a document recorded before the signal-propagation block (or its mean series
 from types import SimpleNamespace
 
 from initstudy.core.config import to_dict
-from initstudy.record import results
 from initstudy.studies import Lab
 from initstudy.studies.walk import compute as walk
-from initstudy.studies.walk.record import lab_summary
+from initstudy.studies.walk.record import SIGNAL_SERIES, SIGNAL_SERIES_LATER, lab_summary, walk_json, walk_series
 
 SAME_SHAPE = ("depth", "width", "batch", "input_variance", "dtype", "seed", "sigma_b2", "gain")
 
 
 def draw(doc: dict, path):
-    from initstudy.record import plots
+    from initstudy.studies.walk import figures
 
     c = doc["config"]
-    series = results.walk_series(doc)
+    series = walk_series(doc)
     rs = []
     for init in doc["inits"]:
         s = {k.split("/", 1)[1]: v for k, v in series.items() if k.split("/", 1)[0] == init}
-        signal = SimpleNamespace(**{k: s[k] for k in results.SIGNAL_SERIES if k in s}) if "corr" in s else None
+        signal = SimpleNamespace(**{k: s[k] for k in SIGNAL_SERIES if k in s}) if "corr" in s else None
         rs.append(SimpleNamespace(init=init, var=s["var"], var_theory=s["var_theory"],
                                   saturated=s["saturated"].astype(bool), signal=signal))
     title = f"Variance walk: {c['depth']} x {c['width']} {c['activation']}, batch {c['batch']}, {c['dtype']}"
-    plots.variance_walk(rs, path, title=title)
+    figures.variance_walk(rs, path, title=title)
 
 
 def seeds(config, names, recorded=()) -> dict:
@@ -37,17 +36,17 @@ def seeds(config, names, recorded=()) -> dict:
 
 def rerun(config, names) -> tuple[dict, dict]:
     rs = [walk.run_walk(config, i) for i in names]
-    return results.walk_json(to_dict(config), rs), lab_summary(rs)
+    return walk_json(to_dict(config), rs), lab_summary(rs)
 
 
 def align(doc: dict, now_doc: dict) -> tuple[dict, dict, str | None]:
     """A walk recorded before the signal block, or before some of its series: what it holds is
     compared, and the note says what was left out."""
     if "signal" not in doc and now_doc.pop("signal", None) is not None:
-        return now_doc, results.walk_series(now_doc), \
+        return now_doc, walk_series(now_doc), \
             "(recorded before the walk's signal-propagation block: lab 00's series and values compared)"
-    rec, now = results.walk_series(doc), results.walk_series(now_doc)
-    later = sorted(k for k in now if k not in rec and k.rsplit("/", 1)[-1] in results.SIGNAL_SERIES_LATER)
+    rec, now = walk_series(doc), walk_series(now_doc)
+    later = sorted(k for k in now if k not in rec and k.rsplit("/", 1)[-1] in SIGNAL_SERIES_LATER)
     for k in later:  # a walk recorded before these series: they are new, not a difference
         del now[k]
     note = (f"(recorded before the walk's {', '.join(sorted({k.rsplit('/', 1)[-1] for k in later}))} series: "
@@ -66,5 +65,5 @@ def companion(params: dict, other: dict) -> bool:
 
 
 LAB = Lab("inits", "results.json", "inits", "variance.png", draw, "walk.py", "lab 00, the variance walk",
-          config=walk.WalkConfig, seeds=seeds, rerun=rerun, series=results.walk_series, align=align,
+          config=walk.WalkConfig, seeds=seeds, rerun=rerun, series=walk_series, align=align,
           prefer=prefer, companion=companion)

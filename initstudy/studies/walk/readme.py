@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from initstudy.core import theory
-from initstudy.record import results
+from initstudy.studies.walk.record import walk_series
 
 
 def walk_spread(depth: int, n: int, batch: int) -> tuple[float, float]:
@@ -22,7 +22,7 @@ def numbers(doc: dict, mf: dict, relu_doc: dict | None = None, relu_runs=()) -> 
     """relu_doc, relu_runs: the walk with ReLU between the layers exported beside this one, if any."""
     c = doc["config"]
     per_layer_std, total_std = walk_spread(c["depth"], c["width"], c["batch"])
-    series = results.walk_series(doc)
+    series = walk_series(doc)
     m = {init: per_init(c, series, init, block["sigma_w2"], total_std) for init, block in doc["inits"].items()}
     xv = m.get("xavier")
     return {
@@ -59,7 +59,7 @@ def per_init(c: dict, series: dict, init: str, sigma_w2: float, total_std: float
 
 def relu_measured(relu_doc: dict, relu_runs) -> dict:
     """The ReLU walk's factor per layer from layer 1 (the first ReLU) to its last, and its last layer."""
-    rs, rd = results.walk_series(relu_doc), relu_doc["config"]["depth"]
+    rs, rd = walk_series(relu_doc), relu_doc["config"]["depth"]
     var = {i: rs[f"{i}/var"] for i in relu_doc["inits"]}
     return {"runs": list(relu_runs), "depth": rd,
             "inits": {i: {"g": (v[rd] / v[1]) ** (1 / (rd - 1)), "final": v[rd]} for i, v in var.items()}}
