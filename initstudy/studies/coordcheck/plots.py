@@ -1,7 +1,7 @@
 """coord.png: mup's plot_coord_data for SP and muP side by side, drawn from coord.csv's rows."""
 import numpy as np
 
-from initstudy.record.plots import _save, plt
+from initstudy.record.plots import plt, save
 
 
 def coord(rows: list, doc: dict, path):
@@ -34,4 +34,4 @@ def coord(rows: list, doc: dict, path):
     c = doc["config"]
     fig.suptitle(f"Coordinate check: {c['depth'] - 1}-hidden-layer {c['activation']} MLP, {c['optimizer']} lr "
                  f"{c['lr']:g}, t=1 at init; {len(set(r['seed'] for r in rows))} seeds (band min-max)", fontsize=9)
-    _save(fig, path, left=0.6, right=0.15, top=0.5, bottom=0.5, wspace=0.08, hspace=0.3)
+    save(fig, path, left=0.6, right=0.15, top=0.5, bottom=0.5, wspace=0.08, hspace=0.3)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from initstudy.record.plots import _save, plt
+from initstudy.record.plots import plt, save
 
 PARAM_TITLES = {"sp": "SP (standard)", "ntk": "NTK", "mup": "μP (maximal update)"}
 
@@ -47,4 +47,4 @@ def transfer(doc: dict, path):
     fig.suptitle(f"Learning-rate transfer: {c['depth'] - 1}-hidden-layer {c['activation']} MLP on {c['data']}, "
                  f"{c['optimizer']}, {c['steps']} steps, batch {c['batch']}; band: min-max over "
                  f"{len(g['seed'])} seeds; *: each width's optimum", fontsize=9)
-    _save(fig, path, left=0.8, right=0.2, top=0.55, bottom=0.6, wspace=0.08)
+    save(fig, path, left=0.8, right=0.2, top=0.55, bottom=0.6, wspace=0.08)
