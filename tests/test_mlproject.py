@@ -29,9 +29,11 @@ def command(entry: str) -> tuple[str, dict]:
     """(initstudy's command, {flag: MLproject parameter}) of `python -m initstudy CMD --flag {param} ...`."""
     words = shlex.split(ENTRIES[entry]["command"])
     assert words[:3] == ["python", "-m", "initstudy"], words
-    pairs = dict(zip(words[4::2], words[5::2]))
+    # `--flag {param}`, or `--flag={param}` (a value that may start with "-", e.g. log2 learning rates)
+    words = [w for word in words[4:] for w in (word.split("=", 1) if word.startswith("--") else [word])]
+    pairs = dict(zip(words[0::2], words[1::2]))
     assert len(words) % 2 == 0 and all(re.fullmatch(r"\{\w+\}", v) for v in pairs.values()), words
-    return words[3], {flag: v[1:-1] for flag, v in pairs.items()}
+    return shlex.split(ENTRIES[entry]["command"])[3], {flag: v[1:-1] for flag, v in pairs.items()}
 
 
 def subparser(cmd: str) -> argparse.ArgumentParser:
