@@ -8,5 +8,5 @@ ASKS = (
     "theory predicts (`claims_held` of `claims`).")
 
 
-def note(group, child: bool) -> str:
+def note(group, child: bool, artifacts=None) -> str:
     return ""

@@ -14,7 +14,7 @@ ASKS = (
     "step = the width's index, `shift_steps_<param>` and `wider_better_fraction_<param>`.")
 
 
-def note(group, child: bool) -> str:
+def note(group, child: bool, artifacts=None) -> str:
     """A cell's description: what it was and how it ended."""
     lines = [f"{r.param}, width {r.width}, lr 2^{r.log2_lr:g}, seed {r.seed}: "
              + (f"diverged{'' if r.steps_to_nan is None else f' at step {r.steps_to_nan}'}" if r.diverged else
