@@ -71,15 +71,16 @@ def test_refused_in_process(field, value, words):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """One tiny study through `mlflow run . -e residual` (4 models x 2 lrs at depth 2, 5 steps), exported."""
+    """One tiny study through `mlflow run . -e residual` (4 models x 2 lrs at depth 2, 5 steps), exported by the
+    registry's export (scripts/export_run.py --run-id PARENT)."""
     store = Store(tmp_path_factory.mktemp("residual"))
     proc = subprocess.run(mlflow_run_cmd("residual", **TINY), env=store.env(), cwd=REPO, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     parent = store.runs("tags.`initstudy.role` = 'parent'")[0]
     out = store.root / "projects"
-    exp = subprocess.run([sys.executable, "-m", "initstudy.studies.residual.folder", "export", parent.info.run_id,
-                          "--out", str(out)], env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    exp = subprocess.run([sys.executable, "scripts/export_run.py", "--run-id", parent.info.run_id, "--out", str(out)],
+                         env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert exp.returncode == 0, exp.stderr[-3000:]
     return store, parent, out / "40-residual"
 
@@ -107,7 +108,11 @@ def test_reproduce_bit_for_bit_and_tamper(study):
     run = lambda *a: subprocess.run([sys.executable, str(folder / "residual.py"), *a], cwd=REPO,  # noqa: E731
                                     capture_output=True, text=True, timeout=600, env=SCRIPT_ENV)
     ok = run("--cells", label)
-    assert ok.returncode == 0 and "reproduced bit for bit: 1 cell" in ok.stdout, ok.stdout + ok.stderr
+    assert ok.returncode == 0 and "reproduced bit for bit: 1 cell of 8" in ok.stdout, ok.stdout + ok.stderr
+    labels = ",".join(c["label"] for c in doc["cells"][:2])  # the registry's command, two cells
+    both = subprocess.run([sys.executable, "-m", "initstudy", "reproduce", str(folder / "manifest.json"), "--cells",
+                           labels], cwd=REPO, capture_output=True, text=True, timeout=600, env=SCRIPT_ENV)
+    assert both.returncode == 0 and "reproduced bit for bit: 2 cells of 8" in both.stdout, both.stdout + both.stderr
     for c in doc["cells"]:
         if c["label"] == label:
             c["test_acc"] = c["test_acc"] + 1e-9
@@ -153,7 +158,28 @@ def test_committed_cell_reproduces():
     label = "model=fixup d10 s0 lr=0.05"
     proc = subprocess.run([sys.executable, str(FOLDER / "residual.py"), "--cells", label], cwd=REPO,
                           capture_output=True, text=True, timeout=900, env=SCRIPT_ENV)
-    assert proc.returncode == 0 and "reproduced bit for bit: 1 cell" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "reproduced bit for bit: 1 cell of 72" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.fast
+def test_registry_export_writes_the_committed_folder(tmp_path):
+    """The registry's Lab (what scripts/export_run.py writes from the parent's residual.json and manifest) gives
+    the committed projects/40-residual byte for byte: document, manifest, README, figure and script."""
+    from initstudy import studies
+    from initstudy.publish import export, readme
+    from initstudy.record import manifest, results
+
+    lab = export.lab("40-residual")
+    assert studies.with_lab()["40-residual"].name == "residual" and lab.runs == "parent"
+    doc = json.loads((FOLDER / "residual.json").read_text())
+    mf = export.public_store(manifest.read(FOLDER / "manifest.json"))
+    lab.draw(doc, tmp_path / lab.plot)
+    files = {lab.results: results.dumps(doc), "manifest.json": manifest.dumps(mf),
+             "README.md": readme.render("residual", doc, mf),
+             lab.script: lab.script_text.format(doc=lab.script_doc, results=lab.results, script=lab.script)}
+    for name, text in files.items():
+        assert text.encode() == (FOLDER / name).read_bytes(), name
+    assert (tmp_path / lab.plot).read_bytes() == (FOLDER / "residual.png").read_bytes()
 
 
 WALK_REFUSALS = [(["--arch", "convnet"], "arch"), (["--arch", "resnet", "--branch", "half"], "branch"),

@@ -99,10 +99,10 @@ STUDIES = {s.name: s for s in (
         _here("phase", "compute", "CellConfig"), _here("phase", "compute", "train_cell"),
         _here("phase", "record", "sweep_row"),
         (("train_acc", "final training accuracy (whole training set)", False),))),
-    Study("residual", "40-residual", _here("residual", "job"), _here("residual", "record"), Sweep(
+    _study("residual", "40-residual", lab=True, sweep=Sweep(
         _here("residual", "compute", "CellConfig"), _here("residual", "compute", "train_cell"),
         _here("residual", "record", "sweep_row"),
-        (("train_acc", "final training accuracy (whole training set)", False),)), readme=_here("residual", "readme")),
+        (("train_acc", "final training accuracy (whole training set)", False),))),
     _study("transfer", "30-width-transfer", lab=True, sweep=Sweep(
         _here("transfer", "compute", "CellConfig"), _here("transfer", "compute", "train_cell"),
         _here("transfer", "record", "sweep_row"),

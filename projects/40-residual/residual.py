@@ -1,12 +1,14 @@
-"""Re-train the cells of the residual study from the manifest.json beside this file and compare each cell's
-numbers in residual.json bit for bit (exit 0 if identical). Made by `python -m initstudy.studies.residual.folder export`.
+"""Re-train the cells of the residual study from the manifest.json beside this file and compare each
+cell's numbers in residual.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
 
-    python residual.py                                  # every cell: costs what the study cost
-    python residual.py --cells "model=zero d100 s0 lr=0.05"   # chosen cells by label, comma-separated
+    python residual.py                                       # every cell: costs what the study cost
+    python residual.py --cells "model=fixup d10 s0 lr=0.05"  # chosen cells by label, comma-separated
+    python residual.py --tolerance 1e-6                      # another machine: relative tolerance
 """
 import sys
+from pathlib import Path
 
-from initstudy.studies.residual import folder
+from initstudy.publish import reproduce
 
 if __name__ == "__main__":
-    sys.exit(folder.reproduce_cli(sys.argv[1:]))
+    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="residual.py"))

@@ -1,0 +1,80 @@
+"""Reproduce the residual study (projects/40-residual) cell by cell.
+
+Each chosen cell of residual.json is re-trained from the manifest's config and the cell's own fields with
+the pure function the run's worker used (residual.train_cell, BLAS pinned to one thread), and its numbers
+are compared exactly: train and test accuracy, steps to NaN, diverged, weight seed, last loss and the loss series by
+its sha256. `--cells` picks cells by label ("all", the default, costs what the study cost).
+"""
+from pathlib import Path
+
+from initstudy.core.config import ConfigError
+from initstudy.publish import check
+from initstudy.record import manifest, provenance
+from initstudy.studies.phase.reproduce import differences
+from initstudy.studies.residual import compute as residual
+from initstudy.studies.residual.record import sweep_row
+
+COMPARED = ("train_acc", "test_acc", "steps_to_nan", "diverged", "weight_seed", "last_loss", "loss_sha256")
+
+
+def load(path) -> tuple[dict, dict]:
+    try:
+        mf = manifest.read(path)
+    except manifest.ManifestError as e:
+        raise ConfigError(str(e)) from None
+    doc_path = Path(path).with_name("residual.json")
+    doc = check.read_json(doc_path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
+        raise ConfigError(f"{doc_path} has no 'cells'")
+    return mf, doc
+
+
+def choose(cells: list, spec: str) -> list:
+    """The cells named by spec ("all", or labels of residual.json, comma-separated); an unknown one is refused."""
+    spec = str(spec or "all").strip()
+    if spec == "all":
+        return cells
+    by_label = {c["label"]: c for c in cells}
+    chosen = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    unknown = [s for s in chosen if s not in by_label]
+    if unknown or not chosen:
+        raise ConfigError(f"cells must be 'all' or labels of residual.json (e.g. {cells[0]['label']!r}); "
+                          f"got {', '.join(map(repr, unknown)) or repr(spec)}")
+    return [by_label[s] for s in chosen]
+
+
+def cell_config(doc: dict, cell: dict) -> residual.CellConfig:
+    """A cell's config: the study's shared fields (residual.json's config, as the parent recorded it) and its own."""
+    shared = {k: doc["config"][k] for k in residual.SHARED}
+    c = residual.CellConfig(model=cell["model"], depth=cell["depth"], seed=cell["seed"], lr=cell["lr"], **shared)
+    c.validate()
+    return c
+
+
+def prepare(path, spec: str = "all") -> dict:
+    """The manifest, once it and the cells chosen are known good (else one ConfigError line)."""
+    mf, doc = load(path)
+    choose(doc["cells"], spec)
+    return mf
+
+
+def run(path, tol: float | None, spec: str = "all") -> int:
+    mf, doc = load(path)
+    cells = choose(doc["cells"], spec)
+    configs = [(c, cell_config(doc, c)) for c in cells]
+    wrong = [f"weights/{c['label']}" for c, cfg in configs
+             if mf["seeds"].get(f"weights/{c['label']}") != cfg.weight_seed(doc["config"]["init"])]
+    if wrong:
+        raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from the cells' seeds")
+    bad, near = [], []
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        for c, cfg in configs:
+            r = residual.train_cell(cfg, doc["config"]["init"])
+            b, n = differences(c, sweep_row(r), tol, COMPARED)
+            bad += b
+            near += n
+    n = len(cells)
+    what = f"{n} cell{'s' * (n != 1)} of {len(doc['cells'])} ({n * len(COMPARED)} values, loss series by sha256)"
+    check.report(mf, path, what, f"{len(bad)} values differ in {what}", bad, near, tol)
+    return 1 if bad else 0
