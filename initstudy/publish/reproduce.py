@@ -31,8 +31,9 @@ def add_arguments(parser):
     parser.add_argument("manifest", help="a lab folder's manifest.json (its results file lies beside it)")
     parser.add_argument("--tolerance", default=None, metavar="REL",
                         help="accept a max relative difference up to REL (runs from another machine)")
-    parser.add_argument("--cells", default="all", help="20-trainability: 'all' or SIGMA_W2:DEPTH[:SEED],...; 40-residual: 'all' or "
-                        "cell labels, comma-separated (a full re-run costs what the study cost)")  # read by a Lab's own check
+    parser.add_argument("--cells", default="all", help="a study reproduced cell by cell: 'all' or its cells, comma-separated "
+                        "(20-trainability: SIGMA_W2:DEPTH[:SEED]; 40-residual: residual.json's labels; "
+                        "a full re-run costs what the study cost)")  # read by a Lab's own check
 
 
 def main(args):
