@@ -80,7 +80,8 @@ def study(tmp_path_factory):
     parent = store.runs("tags.`initstudy.role` = 'parent'")[0]
     out = store.root / "projects"
     exp = subprocess.run([sys.executable, "scripts/export_run.py", "--run-id", parent.info.run_id, "--out", str(out)],
-                         env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+                         env={**store.env(), "PYTHONPATH": str(REPO)}, cwd=REPO, capture_output=True, text=True,
+                         timeout=300)  # a script's sys.path holds scripts/, not this checkout
     assert exp.returncode == 0, exp.stderr[-3000:]
     return store, parent, out / "40-residual"
 
