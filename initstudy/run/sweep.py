@@ -23,7 +23,8 @@ from initstudy.record import plots, progress, provenance, results, tracking
 from initstudy.run import close, signals
 from initstudy import studies
 from initstudy.core.config import ConfigError, parse, to_dict
-from initstudy.run.runs import JobFailed, _on_sigterm, common_params, record, run_set, today, write_text
+from initstudy.run.runs import (JobFailed, _on_sigterm, add_common_arguments, common_params, record, run_set, today,
+                                write_text)
 
 HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
 MAX_WORKERS = 64
@@ -57,6 +58,24 @@ class _Workers:  # parsed like a config, so a bad value gets the same one-line m
     def validate(self):
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"workers must be in 1..{MAX_WORKERS}, got {self.workers}")
+
+
+def add_study_arguments(parser, config_cls, kind: str):
+    """The command line of a study whose whole point is a grid (phase, transfer, residual): its
+    config's fields, then where the grid computes and which parent it resumes."""
+    add_common_arguments(parser, config_cls, init=False)
+    parser.add_argument("--workers", default="2", help="LocalCluster worker processes")
+    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786: a running Dask cluster")
+    parser.add_argument("--resume", default="", help=f"RUN_ID of a KILLED or FAILED {kind} parent to continue")
+    parser.set_defaults(tls_ca_file="", tls_cert="", tls_key="")
+
+
+def study_grid(kind: str, config):
+    """Such a study's sweep grid: init x the axes of config.grid(), the fields every cell shares fixed
+    (floats as repr: a cell's config is exactly the study's)."""
+    axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(str, v))}" for k, v in config.grid().items())
+    fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
+    return grid_mod.build(kind, axes, fixed)
 
 
 def where(args) -> dict:

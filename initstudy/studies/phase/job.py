@@ -7,13 +7,12 @@ from functools import partial
 
 import numpy as np
 
-from initstudy.run import grid as grid_mod
 from initstudy.core import data, theory
 from initstudy.record import keys, manifest, palette, results, tracking
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.phase import verdict as T
 from initstudy.core.config import parse, to_dict
-from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, provenance_params,
+from initstudy.run.runs import (JobFailed, common_params, provenance_params,
                             record, summary_metrics, today, write_text)
 from initstudy.run import sweep as sweep_job
 from initstudy.studies import STUDIES
@@ -25,19 +24,11 @@ HELP = "the trainability phase diagram: which (sigma_w^2, depth) of a tanh MLP t
 
 
 def add_arguments(parser):
-    add_common_arguments(parser, PhaseConfig, init=False)
-    parser.add_argument("--workers", default="2", help="LocalCluster worker processes")
-    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786: a running Dask cluster")
-    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED phase parent to continue")
-    parser.set_defaults(tls_ca_file="", tls_cert="", tls_key="")
+    sweep_job.add_study_arguments(parser, PhaseConfig, "phase")
 
 
 def build_grid(config: PhaseConfig):
-    """The sweep grid of the study `phase`: init x sigma_w2 x depth x seed, the shared fields fixed."""
-    g = config.grid()
-    axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(repr, v))}" for k, v in g.items())
-    fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
-    return grid_mod.build("phase", axes, fixed)
+    return sweep_job.study_grid("phase", config)
 
 
 def main(args):

@@ -7,9 +7,8 @@ from functools import partial
 from initstudy.core import data
 from initstudy.core.config import parse, to_dict
 from initstudy.record import keys, manifest, results, tracking
-from initstudy.run import grid as grid_mod
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, provenance_params, record,
+from initstudy.run.runs import (JobFailed, common_params, provenance_params, record,
                                 summary_metrics, today, write_text)
 from initstudy.studies import STUDIES
 from initstudy.studies.phase import compute as phase
@@ -23,19 +22,11 @@ CELL_KEYS = ("label", "model", "arch", "branch", "norm", "depth", "seed", "lr", 
 
 
 def add_arguments(parser):
-    add_common_arguments(parser, ResidualConfig, init=False)
-    parser.add_argument("--workers", default="2", help="LocalCluster worker processes")
-    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786: a running Dask cluster")
-    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED residual parent to continue")
-    parser.set_defaults(tls_ca_file="", tls_cert="", tls_key="")
+    sweep_job.add_study_arguments(parser, ResidualConfig, "residual")
 
 
 def build_grid(config: ResidualConfig):
-    """The sweep grid of the study `residual`: init x model x depth x seed x lr, the shared fields fixed."""
-    g = config.grid()
-    axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(str, v))}" for k, v in g.items())
-    fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
-    return grid_mod.build("residual", axes, fixed)
+    return sweep_job.study_grid("residual", config)
 
 
 def main(args):

@@ -9,9 +9,8 @@ from initstudy.core import data
 from initstudy.core import parametrization as P
 from initstudy.core.config import parse, to_dict
 from initstudy.record import keys, manifest, results, tracking
-from initstudy.run import grid as grid_mod
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import (JobFailed, add_common_arguments, common_params, provenance_params, record,
+from initstudy.run.runs import (JobFailed, common_params, provenance_params, record,
                                 summary_metrics, today, write_text)
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.transfer import compute as T
@@ -21,19 +20,11 @@ HELP = "lab 30: learning-rate transfer across width, SP vs muP (TP V Figure 1) o
 
 
 def add_arguments(parser):
-    add_common_arguments(parser, TransferConfig, init=False)
-    parser.add_argument("--workers", default="2", help="LocalCluster worker processes")
-    parser.add_argument("--scheduler", default="", help="tcp://HOST:8786: a running Dask cluster")
-    parser.add_argument("--resume", default="", help="RUN_ID of a KILLED or FAILED transfer parent to continue")
-    parser.set_defaults(tls_ca_file="", tls_cert="", tls_key="")
+    sweep_job.add_study_arguments(parser, TransferConfig, "transfer")
 
 
 def build_grid(config: TransferConfig):
-    """The sweep grid of the study `transfer`: init x param x width x log2_lr x seed, the shared fields fixed."""
-    g = config.grid()
-    axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(str, v))}" for k, v in g.items())
-    fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
-    return grid_mod.build("transfer", axes, fixed)
+    return sweep_job.study_grid("transfer", config)
 
 
 def main(args):
