@@ -23,6 +23,22 @@ def read_json(doc_path: Path):
         raise ConfigError(f"{doc_path} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
+def read_cells(path, doc_name: str) -> tuple[dict, dict]:
+    """A lab folder reproduced cell by cell (phase, transfer, residual): its manifest and the document
+    beside it that lists every cell under "cells"; one line where either is missing or malformed."""
+    from initstudy.record import manifest
+
+    try:
+        mf = manifest.read(path)
+    except manifest.ManifestError as e:
+        raise ConfigError(str(e)) from None
+    doc_path = Path(path).with_name(doc_name)
+    doc = read_json(doc_path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
+        raise ConfigError(f"{doc_path} has no 'cells'")
+    return mf, doc
+
+
 def diff(recorded: np.ndarray, now: np.ndarray) -> tuple[bool, float, float, str]:
     """(bit-identical, max abs diff, max rel diff, note) with NaN equal to NaN."""
     if recorded.shape != now.shape:

@@ -8,7 +8,6 @@ values. A full re-run costs what the study cost, so `--cells` picks cells: "all"
 "SIGMA_W2:DEPTH[:SEED],...", e.g. --cells 1.75:10,4:10.
 """
 import math
-from pathlib import Path
 
 from initstudy.core import data
 
@@ -25,15 +24,8 @@ COMPARED = ("weight_seed", "loss_sha256", "last_loss", "train_acc", "test_acc", 
 
 
 def load(path) -> tuple[dict, phase.PhaseConfig, dict]:
-    try:
-        mf = manifest.read(path)
-    except manifest.ManifestError as e:
-        raise ConfigError(str(e)) from None
+    mf, doc = check.read_cells(path, "phase.json")
     config = parse(phase.PhaseConfig, manifest.config_from_lab(mf["config"]))
-    doc_path = Path(path).with_name("phase.json")
-    doc = check.read_json(doc_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
-        raise ConfigError(f"{doc_path} has no 'cells'")
     return mf, config, doc
 
 

@@ -5,11 +5,10 @@ the pure function the run's worker used (residual.train_cell, BLAS pinned to one
 are compared exactly: train and test accuracy, steps to NaN, diverged, weight seed, last loss and the loss series by
 its sha256. `--cells` picks cells by label ("all", the default, costs what the study cost).
 """
-from pathlib import Path
 
 from initstudy.core.config import ConfigError
 from initstudy.publish import check
-from initstudy.record import manifest, provenance
+from initstudy.record import provenance
 from initstudy.studies.phase.reproduce import differences
 from initstudy.studies.residual import compute as residual
 from initstudy.studies.residual.record import sweep_row
@@ -18,14 +17,7 @@ COMPARED = ("train_acc", "test_acc", "steps_to_nan", "diverged", "weight_seed", 
 
 
 def load(path) -> tuple[dict, dict]:
-    try:
-        mf = manifest.read(path)
-    except manifest.ManifestError as e:
-        raise ConfigError(str(e)) from None
-    doc_path = Path(path).with_name("residual.json")
-    doc = check.read_json(doc_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
-        raise ConfigError(f"{doc_path} has no 'cells'")
+    mf, doc = check.read_cells(path, "residual.json")
     return mf, doc
 
 

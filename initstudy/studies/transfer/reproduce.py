@@ -6,7 +6,6 @@ exactly: the loss series by sha256, the last loss, train loss and accuracy, test
 steps to NaN and the weight seed. `--cells` picks cells: "all" (default) or "PARAM:WIDTH:LOG2_LR[:SEED],...",
 e.g. --cells mup:1024:-8,sp:64:-6:0.
 """
-from pathlib import Path
 
 from initstudy.core import data
 from initstudy.core.config import ConfigError, parse
@@ -21,15 +20,8 @@ COMPARED = ("weight_seed", "loss_sha256", "last_loss", "train_loss", "train_acc"
 
 
 def load(path) -> tuple[dict, T.TransferConfig, dict]:
-    try:
-        mf = manifest.read(path)
-    except manifest.ManifestError as e:
-        raise ConfigError(str(e)) from None
+    mf, doc = check.read_cells(path, "transfer.json")
     config = parse(T.TransferConfig, manifest.config_from_lab(mf["config"]))
-    doc_path = Path(path).with_name("transfer.json")
-    doc = check.read_json(doc_path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
-        raise ConfigError(f"{doc_path} has no 'cells'")
     return mf, config, doc
 
 
