@@ -160,7 +160,7 @@ def run_set(tracker, experiment: str, kind: str, names: list[str], tags: dict | 
             if status == "KILLED":
                 tracker.close_launcher(set(ids.values()))
         signal.signal(signal.SIGTERM, old_term)
-        if tracker.down is not None:
+        if tracker.down is not None and ids.get("top"):  # no run opened: nothing computed, the error says it all
             _spooled(tracker)
 
 
