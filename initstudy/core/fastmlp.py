@@ -33,6 +33,29 @@ def scratch(like):
     return [flat[a.dtype][:a.size].reshape(a.shape) for a in like]
 
 
+def sgd_update(p, g, v, t, mu, lr):
+    """nn.SGD's step of one parameter, mu and lr numpy scalars of p's dtype: v = mu v + g; t = lr v; p -= t."""
+    v *= mu
+    v += g
+    np.multiply(v, lr, out=t)  # the reference's `lr * v`, then p -= it
+    p -= t
+
+
+def act_backward(act, g, out, pre, tmp, dst, zero):
+    """dLoss/d(pre-activation) into dst from g = dLoss/d(out), as nn.py's activation backward computes it;
+    pre: the pre-activation (read by Pointwise only), tmp: scratch of out's shape (bool for ReLU)."""
+    if act is nn.ReLU:  # dout * (out > 0)
+        np.greater(out, zero, out=tmp)
+        return np.multiply(g, tmp, out=dst)
+    if act is nn.Tanh:  # dout * (1 - out**2)
+        np.multiply(out, out, out=tmp)
+        np.subtract(1, tmp, out=tmp)
+        return np.multiply(g, tmp, out=dst)
+    if issubclass(act, nn.Pointwise):  # dout * phi'(x)
+        return np.multiply(g, act.d1(pre), out=dst)
+    return g  # Identity
+
+
 class FastMLP:
     def __init__(self, model: nn.MLP, lr: float, momentum: float, batch: int, lrs=None, optimizer: str = "sgd"):
         """lrs: per Linear, (lr of W, lr of b) (a parametrization's; default lr for all); optimizer sgd
@@ -126,25 +149,11 @@ class FastMLP:
             return
         mu, (lw, lb) = self._mu, self._lrs[i]
         tw, tb = (self.tW[i], self.tb[i]) if keep_grads else (gw, gb)  # a grad not kept is dead after v += g
-        for p, g, v, t, lr in ((self.W[i], gw, self.vW[i], tw, lw), (self.b[i], gb, self.vb[i], tb, lb)):
-            v *= mu
-            v += g
-            np.multiply(v, lr, out=t)  # the reference's `lr * v`, then p -= it
-            p -= t
+        sgd_update(self.W[i], gw, self.vW[i], tw, mu, lw)
+        sgd_update(self.b[i], gb, self.vb[i], tb, mu, lb)
 
     def _act_backward(self, j):
-        act, g = self.acts[j], self.g[j]
-        if act is nn.ReLU:  # dout * (out > 0)
-            np.greater(self.h[j], self._zero, out=self.tmp[j])
-            return np.multiply(g, self.tmp[j], out=self.gpre[j])
-        if act is nn.Tanh:  # dout * (1 - out**2)
-            t = self.tmp[j]
-            np.multiply(self.h[j], self.h[j], out=t)
-            np.subtract(1, t, out=t)
-            return np.multiply(g, t, out=self.gpre[j])
-        if issubclass(act, nn.Pointwise):  # dout * phi'(x)
-            return np.multiply(g, act.d1(self.z[j]), out=self.gpre[j])
-        return g  # Identity
+        return act_backward(self.acts[j], self.g[j], self.h[j], self.z[j], self.tmp[j], self.gpre[j], self._zero)
 
     def evaluate(self, x, y):
         """(loss, accuracy) on (x, y), in buffers of its own: the training outputs stay as they are."""

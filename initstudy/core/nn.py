@@ -313,11 +313,40 @@ class BatchNorm1d:
         return [(self.gamma, self.grad_gamma), (self.beta, self.grad_beta)]
 
 
-class MLP:
-    """Linear -> [BatchNorm] -> activation, `depth` Linear layers, the last one giving logits."""
+class Sequential:
+    """Layers run in order: forward through them, backward in reverse, their params, BatchNorm's mode (nested
+    Sequentials too: a residual block's branch, core/resnet.py)."""
 
     def __init__(self, layers):
         self.layers = layers
+
+    @property
+    def linears(self):
+        return [l for l in self.layers if isinstance(l, Linear)]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def params(self):
+        return [pg for layer in self.layers for pg in layer.params()]
+
+    def train(self, mode=True):
+        for layer in self.layers:
+            if isinstance(layer, BatchNorm1d):
+                layer.training = mode
+            elif isinstance(layer, Sequential):
+                layer.train(mode)
+
+
+class MLP(Sequential):
+    """Linear -> [BatchNorm] -> activation, `depth` Linear layers, the last one giving logits."""
 
     @classmethod
     def build(cls, rng, *, depth, width, input_dim, classes, activation="relu", norm="none",
@@ -339,10 +368,6 @@ class MLP:
         return cls(layers)
 
     @property
-    def linears(self):
-        return [l for l in self.layers if isinstance(l, Linear)]
-
-    @property
     def blocks(self):
         """(linear, block output layer, activation class) per Linear: the block is the Linear and
         what follows it up to the next Linear; the last block's output is the logits."""
@@ -352,24 +377,6 @@ class MLP:
             act = next((type(l) for l in self.layers[a:b] if type(l) in ACTIVATIONS.values()), Identity)
             out.append((self.layers[a], self.layers[b - 1], act))
         return out
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
-    def params(self):
-        return [pg for layer in self.layers for pg in layer.params()]
-
-    def train(self, mode=True):
-        for layer in self.layers:
-            if isinstance(layer, BatchNorm1d):
-                layer.training = mode
 
     def hidden(self):
         """(outputs, output gradients) of the hidden blocks, from the last forward and backward."""

@@ -52,33 +52,25 @@ class Scalar:
         return [(self.value, self.grad)] if self.learn else []
 
 
-class Block:
+class Block(nn.Sequential):
     """x + B(x), B the sequence of layers `branch` (alpha and Fixup's scalars are layers of it)."""
 
     def __init__(self, branch, activation):
-        self.branch, self.act = branch, activation
+        super().__init__(branch)
+        self.act = activation
+
+    @property
+    def branch(self):
+        return self.layers
 
     def forward(self, x):
         self.x = x
-        y = x
-        for layer in self.branch:
-            y = layer.forward(y)
-        self.out = x + y
+        self.out = x + super().forward(x)
         return self.out
 
     def backward(self, dout):
         self.grad_out = dout
-        d = dout
-        for layer in reversed(self.branch):
-            d = layer.backward(d)
-        return dout + d
-
-    def params(self):
-        return [pg for layer in self.branch for pg in layer.params()]
-
-    @property
-    def linears(self):
-        return [l for l in self.branch if isinstance(l, nn.Linear)]
+        return dout + super().backward(dout)
 
 
 def branch_alpha(branch: str, depth: int) -> float:
@@ -114,11 +106,8 @@ def make_block(rng, *, branch, depth, width, m, activation, norm, init, gain, dt
     return Block(layers, act)
 
 
-class ResNet:
+class ResNet(nn.Sequential):
     """input Linear, `depth` Blocks, [Fixup's bias2], readout Linear."""
-
-    def __init__(self, layers):
-        self.layers = layers
 
     @classmethod
     def build(cls, rng, *, depth, width, input_dim, classes, branch="none", branch_layers=2, activation="relu",
@@ -140,10 +129,6 @@ class ResNet:
         return [l for l in self.layers if isinstance(l, Block)]
 
     @property
-    def linears(self):
-        return [l for l in self.layers if isinstance(l, nn.Linear)]
-
-    @property
     def blocks(self):
         """(linear, output layer, activation) per stage for diagnostics.layer_stats: the input Linear, each
         residual Block (its first Linear's weight; output: the stream x_{l+1}), the readout."""
@@ -151,25 +136,6 @@ class ResNet:
         out = [(first, first, nn.Identity)]
         out += [(b.linears[0], b, b.act) for b in self.res_blocks]
         return out + [(last, last, nn.Identity)]
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
-    def params(self):
-        return [pg for layer in self.layers for pg in layer.params()]
-
-    def train(self, mode=True):
-        for b in self.res_blocks:
-            for layer in b.branch:
-                if isinstance(layer, nn.BatchNorm1d):
-                    layer.training = mode
 
     def hidden(self):
         """(stream x_0..x_L, its gradients) from the last forward and backward."""

@@ -7,17 +7,17 @@ phase study's cells), trained `steps` SGD steps with momentum, then evaluated on
             mlp_bn      the same with BatchNorm after each hidden Linear (lab 03's)
             none, sqrt_depth, zero, fixup   a resnet of `depth` blocks (core/resnet.py), that branch scheme
 The init (kaiming by default: ReLU's) draws every weight; a scheme rescales as core/resnet.py says.
-Pure: CellConfig + init in, CellResult out. The model's reference core (nn.py's layers, nn.SGD): a
-resnet has no fast core (fastmlp covers the plain MLP only), and the plain MLP takes the same path so
-every cell of the grid runs the same code.
+Pure: CellConfig + init in, CellResult out. Trained in the fast cores (core/fastresnet.py, core/fastmlp.py),
+bit-identical to nn.py's reference (tests/test_fastcore.py); mlp_bn on the reference (no fast BatchNorm).
 """
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy.core import data, inits, nn, resnet, seeds
+from initstudy.core import data, fastmlp, fastresnet, inits, nn, resnet, seeds
 from initstudy.core.config import ConfigError, at_least, one_of, positive
+from initstudy.studies.ablate.compute import ReferenceCore
 from initstudy.studies.phase.compute import cached_dataset
 
 MODELS = ("mlp", "mlp_bn") + resnet.BRANCHES
@@ -83,6 +83,15 @@ def build_model(config: CellConfig, init: str, input_dim: int, classes: int):
     return resnet.ResNet.build(rng, depth=config.depth, branch=config.model, **kw)
 
 
+def make_core(config: CellConfig, model):
+    """The model's training core: fast (resnet, mlp) or nn.py's reference (mlp_bn); all give the same bits."""
+    if isinstance(model, resnet.ResNet):
+        return fastresnet.FastResNet(model, config.lr, config.momentum, config.batch)
+    if config.model == "mlp":
+        return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch)
+    return ReferenceCore(model, config.lr, config.momentum)
+
+
 @dataclass
 class CellResult:
     init: str
@@ -108,23 +117,20 @@ def loss_digest(losses: np.ndarray) -> str:
 def train_cell(config: CellConfig, init: str = "kaiming", ds: data.Dataset | None = None) -> CellResult:
     check_init(init)
     ds = ds or cached_dataset(config)
-    model = build_model(config, init, ds.x_train.shape[1], int(ds.y_train.max()) + 1)
-    opt = nn.SGD(model.params(), config.lr, config.momentum)
+    core = make_core(config, build_model(config, init, ds.x_train.shape[1], int(ds.y_train.max()) + 1))
     batches = data.batch_stream(config.data_seed, len(ds.x_train), config.batch)
     losses = np.full(config.steps, np.nan)
     steps_to_nan = None
     with np.errstate(all="ignore"):  # overflow is an outcome, recorded
         for s in range(config.steps):
-            idx = next(batches)
-            loss, dlogits = nn.cross_entropy(model.forward(ds.x_train[idx]), ds.y_train[idx])
+            loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
             losses[s] = loss
             if not np.isfinite(loss):
                 steps_to_nan = s
                 break
-            model.backward(dlogits)
-            opt.step(model.params())
-        _, train_acc = nn.evaluate(model, ds.x_train, ds.y_train)
-        _, test_acc = nn.evaluate(model, ds.x_val, ds.y_val)
+            core.backward_update(dlogits)
+        _, train_acc = core.evaluate(ds.x_train, ds.y_train)
+        _, test_acc = core.evaluate(ds.x_val, ds.y_val)
     return CellResult(init, config.weight_seed(init), losses, train_acc, test_acc, steps_to_nan)
 
 
