@@ -153,19 +153,20 @@ def parse_list(name: str, raw: str, kind) -> list:
 @dataclass(frozen=True)
 class ResidualConfig:
     """The `residual` entry point: models x depths x seeds x lrs, the shared fields of every cell. The default
-    is the grid the 2 shared cores could afford (docs/residual.md): width 64, batch 64, 200 steps."""
+    is issue 26's grid at width 128, 1000 steps (batch 64; depth 200 left out for the 2 shared cores' budget:
+    docs/residual.md)."""
     models: str = ",".join(MODELS)
     depths: str = "10,50,100"
     seeds: str = "0,1"
-    lrs: str = "0.01,0.05"
+    lrs: str = "0.003,0.01,0.03"
     init: str = "kaiming"
-    width: int = 64
+    width: int = 128
     activation: str = "relu"
     data: str = "mnist1d"
     data_seed: int = 42
     momentum: float = 0.9
     batch: int = 64
-    steps: int = 200
+    steps: int = 1000
     dtype: str = "float32"
 
     def validate(self):
