@@ -128,7 +128,7 @@ def test_experiments_and_runs_carry_descriptions(served):
     for name in (studies.STUDIES["walk"].experiment, studies.STUDIES["ablate"].experiment):
         exp_tags = {t["key"]: t["value"] for t in exps[name].get("tags", [])}
         eid = exps[name]["experiment_id"]
-        assert exp_tags[tracking.NOTE_TAG] == labs.full_description(name, eid, studies.description(name))
+        assert exp_tags[tracking.NOTE_TAG] == labs.full_description(studies.view(name), eid, studies.description(name))
         assert len(exp_tags[tracking.NOTE_TAG]) > 300
         for run in api.runs(exps[name]["experiment_id"]):
             assert tags(run).get(tracking.NOTE_TAG, "").strip(), (name, run["info"]["run_name"])
@@ -347,15 +347,15 @@ def test_colours_headlines_and_the_shared_view(served):
         eid = exps[name]["experiment_id"]
         exp_tags = {t["key"]: t["value"] for t in exps[name].get("tags", [])}
         view = json.loads(exp_tags[tracking.VIEW_TAG + labs.VIEW_KEY])
-        assert view == labs.view_of(name).state()
-        assert view["compareRunCharts"][0]["metricKey"] == labs.view_of(name).charts[0][0][0]
+        assert view == studies.view(name).state()
+        assert view["compareRunCharts"][0]["metricKey"] == studies.view(name).charts[0][0][0]
         path = labs.view_path(eid)
         assert f"]({path})" in exp_tags[tracking.NOTE_TAG]
         for run in api.runs(eid):
             assert f"]({path})" in tags(run)[tracking.NOTE_TAG], (name, run["info"]["run_name"])
     assert any(c["scaleType"] == "log" and set(c["selectedMetricKeys"]) == {keys.series("var"), keys.series("var_theory")}
-               for c in labs.view_of(EXP["walk"]).state()["compareRunCharts"])
-    folded = {s["name"] for s in labs.view_of(EXP["ablate"]).state()["compareRunSections"] if not s["display"]}
+               for c in studies.view(EXP["walk"]).state()["compareRunCharts"])
+    folded = {s["name"] for s in studies.view(EXP["ablate"]).state()["compareRunSections"] if not s["display"]}
     assert {"act_mean", "grad_std", "update_data"} <= folded
     ours = [l for l in procs["ablate"].stdout.splitlines() if l.startswith(("ablate:", "  "))]  # not mlflow run's
     assert ours[-1] == f"  charts: {srv.uri}/{labs.view_path(exps[EXP['ablate']]['experiment_id'])}", ours

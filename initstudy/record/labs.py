@@ -1,11 +1,11 @@
 """The labs' MLflow experiments: the description `mlflow ui` shows on a lab's experiment and on its sweeps'.
 
-Each study says what its lab asks (studies/<study>/record.py: ASKS) and names its experiment in the
-registry (studies/__init__.py), which also names where its sweeps record (`<lab>-sweeps`).
+Each study says what its lab asks and how its runs are drawn (studies/<study>/record.py: ASKS, VIEW and
+SWEEP_MEDIAN) and names its experiment in the registry (studies/__init__.py), which also names where its
+sweeps record (`<lab>-sweeps`).
 """
 from dataclasses import dataclass
 
-from initstudy.record import keys as K
 
 HOW_TO_READ = ("Open a run, then *Model metrics*: the capitalized section comes first and holds the lab's "
                "headline curves; lowercase sections hold the per-layer detail; one-value summaries "
@@ -68,53 +68,24 @@ class View:
                 "hideEmptyCharts": True, "runsHiddenMode": "FIRST_20_RUNS"}
 
 
-def _scales():
-    return tuple(((K.finding(f"var_scale_{k}"), K.finding(f"var_scale_{k}_theory")), True)
-                 for k in ("1", "1_over_n", "1_over_sqrt_n"))
+@dataclass(frozen=True)
+class Face:
+    """What `mlflow ui` shows of a lab's experiment: its description and its shared chart view (or None)."""
+    text: str
+    view: View | None = None
 
 
-VIEWS = {  # by experiment (the registry's names)
-    "10-variance-walk": View(
-        "Lab 00, the variance walk: does the activation variance of a deep random network stay put, explode or "
-        "vanish under each init, as theory predicts?",
-        (((K.SERIES["var"], K.SERIES["var_theory"]), True), ((K.SERIES["var_pred"], K.SERIES["var"]), True),
-         ((K.SERIES["var_theory"],), True)), SIGNAL),  # named, so MLflow draws no linear chart of its own
-    "10-init-matters": View(
-        "Lab 01, init matters: the same 12-layer ReLU network trained under each init; which train, which stall "
-        "near chance, which diverge?",
-        (((K.SERIES["loss"],), True), ((K.SERIES["val_loss"],), True), ((K.SERIES["val_acc"],), False)), PER_LAYER),
-    "03-makemore": View(
-        "Lab 03, makemore: is a character-level MLP's first loss the uniform guess's, and do its layers saturate "
-        "or stay balanced?", (((K.SERIES["loss"],), True),), PER_LAYER),
-    "02-why-sqrt-n": View(
-        "Lab 02, why 1/sqrt(n): only a weight scale of 1/sqrt(fan-in) keeps a dot product's variance at 1 at "
-        "every width.", _scales(), ("Model metrics",), rows=""),
-    "20-trainability": View(
-        "The trainability phase diagram: which weight variance and depth of a random tanh network train on "
-        "MNIST-1D, against mean-field theory's bound?",
-        (((K.finding("train_acc"),), False), ((K.SERIES["loss"],), True))),
-}
-SWEEP_MEDIANS = {"10-variance-walk": "final_layer_variance", "10-init-matters": "final_loss"}  # sweep.png's first panel
-
-
-def view_of(experiment: str) -> View | None:
-    """The view of a lab's experiment or of its sweeps' (`<lab>-sweeps`: the parents' per-init medians against
-    depth, step = depth, in one log chart); None for any other experiment."""
-    if experiment in VIEWS:
-        return VIEWS[experiment]
-    lab = experiment[:-len("-sweeps")] if experiment.endswith("-sweeps") else None
-    if lab not in VIEWS:
-        return None
-    key = SWEEP_MEDIANS.get(lab)
+def sweeps_view(lab: str, median: str | None) -> View:
+    """The view of a lab's sweeps (`<lab>-sweeps`): the parents' per-init medians of `median` (sweep.png's
+    first panel) against depth, step = depth, in one log chart."""
+    charts = (((f"{median}_median/kaiming", f"{median}_median/xavier", f"{median}_median/uniform"), True),)
     return View(f"Sweeps of {lab}: how its finding moves across inits, depths and seeds.",
-                (((f"{key}_median/kaiming", f"{key}_median/xavier", f"{key}_median/uniform"), True),) if key else (),
-                rows=PARENTS)
+                charts if median else (), rows=PARENTS)
 
 
-def full_description(experiment: str, experiment_id: str, text: str) -> str:
-    """The description a lab's experiment gets: its plain sentence and the links (relative: any host and
-    port; they need the experiment's id), then `text` (description())."""
-    view = view_of(experiment)
+def full_description(view: View | None, experiment_id: str, text: str) -> str:
+    """The description a lab's experiment gets: its view's plain sentence and the links (relative: any host
+    and port; they need the experiment's id), then `text` (description())."""
     if view is None:
         return text
     links = (f"[Runs as charts, log scale]({view_path(experiment_id)}) · "

@@ -62,7 +62,7 @@ class Tracker:
 
         from initstudy.core.config import ConfigError
 
-        note = describe(name) if describe else None
+        face = describe(name) if describe else None
         for attempt in range(3):
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
@@ -70,37 +70,38 @@ class Tracker:
                     raise ConfigError(f"experiment {name!r} (id {exp.experiment_id}) is deleted in this store; restore "
                                       f"it (mlflow experiments restore --experiment-id {exp.experiment_id}) or name "
                                       "another with MLFLOW_EXPERIMENT_NAME")
-                self._describe(exp.experiment_id, name, note, exp.tags)
+                self._describe(exp.experiment_id, face, exp.tags)
                 return exp.experiment_id
             try:
                 experiment_id = self.client.create_experiment(
-                    name, tags={KIND_TAG: "custom_model_development"} if note else {})
-                self._describe(experiment_id, name, note, {})
+                    name, tags={KIND_TAG: "custom_model_development"} if face else {})
+                self._describe(experiment_id, face, {})
                 return experiment_id
             except MlflowException as e:
                 if attempt == 2 or not (_duplicate_key(e) or e.error_code == "RESOURCE_ALREADY_EXISTS"):
                     raise
 
-    def _describe(self, experiment_id: str, name: str, note: str | None, present: dict):
-        """A lab's experiment: its description (its links need the id, so set after creating it; one
-        someone edited in the UI is kept), its kind, and its shared chart view (ours: rewritten)."""
+    def _describe(self, experiment_id: str, face, present: dict):
+        """A lab's experiment (face: labs.Face, None for one of no lab): its description (its links need the
+        id, so set after creating it; one someone edited in the UI is kept), its kind, and its shared chart
+        view (ours: rewritten)."""
         from initstudy.record import labs
 
-        if note:
-            tags = {NOTE_TAG: labs.full_description(name, experiment_id, note), KIND_TAG: "custom_model_development"}
+        if face:
+            tags = {NOTE_TAG: labs.full_description(face.view, experiment_id, face.text),
+                    KIND_TAG: "custom_model_development"}
             for k, v in tags.items():
                 if k not in present:
                     self.client.set_experiment_tag(experiment_id, k, v)
-        self.share_view(experiment_id, name)
+            self.share_view(experiment_id, face.view)
 
-    def share_view(self, experiment_id: str, lab: str):
-        """The lab's chart view (labs.view_of(lab): log y, headline first, per-layer sections folded) as the
-        experiment's shared view, opened by view_link(); nothing for an experiment of no lab."""
+    def share_view(self, experiment_id: str, view):
+        """A lab's chart view (labs.View: log y, headline first, per-layer sections folded) as the
+        experiment's shared view, opened by view_link(); nothing for None (an experiment of no lab)."""
         import json
 
         from initstudy.record import labs
 
-        view = labs.view_of(lab)
         if view is not None:
             self.client.set_experiment_tag(experiment_id, VIEW_TAG + labs.VIEW_KEY, json.dumps(view.state()))
 
@@ -110,8 +111,11 @@ class Tracker:
         (MLFLOW_RUN_ID), or a new one in the lab's experiment when `mlflow run` opened its run in
         Default without the user naming it (see launcher_in_default), or when the params `mlflow run`
         logged there are not what runs (`params`, resolved: a preset changed a default); else a new
-        run. An experiment created on the way gets its description, describe(name). A run of one init
-        is drawn in its colour (palette.py), a parent in grey."""
+        run. An experiment created on the way gets its description and view, describe(name) (a labs.Face);
+        the experiment recorded in gets the lab's view. A run of one init is drawn in its colour
+        (palette.py), a parent in grey."""
+        face = describe(lab) if describe else None
+        view = face.view if face else None
         tags = {k: str(v) for k, v in (tags or {}).items()}
         color = palette.init_color(tags.get(INIT_TAG, "")) if tags.get(ROLE_TAG) != "parent" else palette.PARENT
         tags = {**({COLOR_TAG: color} if color else {}), **tags}
@@ -119,13 +123,13 @@ class Tracker:
             run_id = os.environ["MLFLOW_RUN_ID"]
             stale = self.stale_params(run_id, params or {})
             if self.launcher_in_default(run_id):
-                return self.adopt(self._move_launcher(run_id, name, lab, tags, stale, self._experiment(lab, describe)))
+                return self.adopt(self._move_launcher(run_id, name, view, tags, stale, self._experiment(lab, describe)))
             experiment_id = self.client.get_run(run_id).info.experiment_id
             if stale:
-                return self.adopt(self._move_launcher(run_id, name, lab, tags, stale, experiment_id))
+                return self.adopt(self._move_launcher(run_id, name, view, tags, stale, experiment_id))
             self.adopt(run_id)
             self.log(run_id, tags={"mlflow.runName": name, **tags})
-            self.share_view(experiment_id, lab)
+            self.share_view(experiment_id, view)
             return run_id
         if parent is not None:  # a child carries its parent's source, git and user tags
             top = self.client.get_run(parent)
@@ -139,7 +143,7 @@ class Tracker:
 
             tags = {**resolve_tags(), "mlflow.user": getpass.getuser(), **tags}
             experiment_id = self.experiment_id(lab, describe)
-            self.share_view(experiment_id, lab)
+            self.share_view(experiment_id, view)
         run_id = self._send(self.client.create_run, experiment_id, run_name=name, tags=tags).info.run_id
         self.journal.start(run_id, self._name(experiment_id), name, tags, parent=parent)
         return run_id
@@ -191,7 +195,7 @@ class Tracker:
         chose = any(a.startswith(("--experiment-name", "--experiment-id")) for a in argv)
         return not chose and not env.get("MLFLOW_EXPERIMENT_NAME") and not env.get("MLFLOW_EXPERIMENT_ID")
 
-    def _move_launcher(self, run_id: str, name: str, lab: str, tags: dict, stale: set, experiment_id: str) -> str:
+    def _move_launcher(self, run_id: str, name: str, view, tags: dict, stale: set, experiment_id: str) -> str:
         """A new run in experiment_id with the launcher run's params (but the `stale` ones, which the
         job logs as they ran) and tags (source, git, user, project). The launcher run stays as a
         pointer: tagged with the new run's id, its description links there (relative: any host and
@@ -205,7 +209,7 @@ class Tracker:
         new = self.client.create_run(experiment_id, run_name=name,
                                      tags={**kept, **tags, LAUNCHER_TAG: run_id}).info.run_id
         self.client.log_batch(new, params=[Param(k, v) for k, v in launcher.data.params.items() if k not in stale])
-        self.share_view(experiment_id, lab)
+        self.share_view(experiment_id, view)
         where = self.client.get_experiment(experiment_id).name
         why = ("This run is the one `mlflow run` opened in Default; it holds nothing else." if not stale else
                f"`mlflow run` opened this run and logged MLproject's defaults of {', '.join(sorted(stale))} before "

@@ -183,7 +183,7 @@ def _open_top(tracker, experiment, kind, names, base, single, record_in, top, pa
         return top
     return tracker.start_run(f"{kind}-{names[0]}" if single else kind, record_in or experiment, tags={
         **base, tracking.ROLE_TAG: "single" if single else "parent", **({tracking.INIT_TAG: names[0]} if single else {}),
-        **owner}, describe=studies.description, params=params)
+        **owner}, describe=studies.face, params=params)
 
 
 def mlflow_block(tracker, ids: dict) -> dict:

@@ -142,6 +142,11 @@ def sweep_experiment(experiment: str) -> str:
     return f"{experiment}-sweeps"
 
 
+def _sweeps_of(experiment: str) -> Study | None:
+    """The study whose sweeps record in `experiment`, or None."""
+    return next((s for s in STUDIES.values() if s.sweep and sweep_experiment(s.experiment) == experiment), None)
+
+
 def description(experiment: str) -> str | None:
     """The description `mlflow ui` shows on a lab's experiment or its sweeps' (None: not a lab's)."""
     from initstudy.record import labs
@@ -149,8 +154,32 @@ def description(experiment: str) -> str | None:
     study = by_experiment(experiment)
     if study is not None:
         return labs.description(study.part("record").ASKS)
-    study = next((s for s in STUDIES.values() if s.sweep and sweep_experiment(s.experiment) == experiment), None)
+    study = _sweeps_of(experiment)
     return None if study is None else labs.sweep_description(study.experiment, study.name)
+
+
+def view(experiment: str):
+    """The shared chart view of a lab's experiment (its record's VIEW) or of its sweeps' (labs.sweeps_view, for
+    a lab that has a VIEW); None for any other experiment."""
+    from initstudy.record import labs
+
+    study = by_experiment(experiment)
+    if study is not None:
+        return getattr(study.part("record"), "VIEW", None)
+    study = _sweeps_of(experiment)
+    record = study.part("record") if study is not None else None
+    if getattr(record, "VIEW", None) is None:
+        return None
+    return labs.sweeps_view(study.experiment, getattr(record, "SWEEP_MEDIAN", None))
+
+
+def face(experiment: str):
+    """What `mlflow ui` shows of a lab's experiment or its sweeps' (labs.Face: description and view); None
+    for any other experiment. The tracker sets it on the experiments it creates."""
+    from initstudy.record import labs
+
+    text = description(experiment)
+    return None if text is None else labs.Face(text, view(experiment))
 
 
 # ---- on a worker ----

@@ -2,7 +2,7 @@
 back), the manifest's results_summary, a sweep child's row."""
 import numpy as np
 
-from initstudy.record import keys, results
+from initstudy.record import keys, labs, results
 from initstudy.record.notes import g as _g, held
 from initstudy.record.results import from_json, jsonable, lsuv_block
 from initstudy.studies import STUDIES
@@ -15,6 +15,12 @@ ASKS = (
     f"`<stat>/Lnn` are the makemore diagnostics per layer over training and `{keys.profile('<stat>', 'init')}|end` "
     "their depth profile (step = layer index). A diverged run's series stop at the last finite point; "
     "its `steps_to_nan` and outcome tag say where, and it has no `final_loss`.")
+VIEW = labs.View(  # the shared chart view: headline curves first, in log y
+    "Lab 01, init matters: the same 12-layer ReLU network trained under each init; which train, which stall "
+    "near chance, which diverge?",
+    (((keys.SERIES["loss"],), True), ((keys.SERIES["val_loss"],), True), ((keys.SERIES["val_acc"],), False)),
+    labs.PER_LAYER)
+SWEEP_MEDIAN = "final_loss"  # its sweeps' view: sweep.png's first panel
 
 
 def ablate_line(r) -> str:

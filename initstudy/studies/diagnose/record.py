@@ -1,5 +1,5 @@
 """What lab 03 records beside its numbers: its experiment's description and a run's."""
-from initstudy.record import keys
+from initstudy.record import keys, labs
 from initstudy.record.notes import g as _g
 
 ASKS = (
@@ -10,6 +10,9 @@ ASKS = (
     "`diag_every` steps (L00 is the embedding); `train_loss`, `dev_loss` and `initial_loss` against "
     "`expected_initial_loss` are the summary. The PNGs show the histograms, the saturation map and the "
     "update:data ratios.")
+VIEW = labs.View(  # the shared chart view: headline curves first, in log y
+    "Lab 03, makemore: is a character-level MLP's first loss the uniform guess's, and do its layers saturate "
+    "or stay balanced?", (((keys.SERIES["loss"],), True),), labs.PER_LAYER)
 
 
 def note(r, config) -> str:

@@ -1,5 +1,5 @@
 """What the trainability study records beside its numbers: its experiment's description, a cell's, a cell's row."""
-from initstudy.record import keys, results
+from initstudy.record import keys, labs, results
 from initstudy.record.notes import g as _g
 from initstudy.studies.phase import compute as phase
 
@@ -12,6 +12,10 @@ ASKS = (
     "grid, the critical sigma_w^2 and the xi_c, 6 xi_c curves), phase.json (the grid), `critical_sigma_w2`, "
     "`agreement` (fraction of cells where trained, train_acc >= 0.3, equals depth <= 6 xi_c) and "
     "`deepest_trained_depth` with step = the sigma_w^2 index in the grid.")
+VIEW = labs.View(  # the shared chart view
+    "The trainability phase diagram: which weight variance and depth of a random tanh network train on "
+    "MNIST-1D, against mean-field theory's bound?",
+    (((keys.finding("train_acc"),), False), ((keys.SERIES["loss"],), True)))
 
 
 def phase_line(r) -> str:

@@ -1,6 +1,7 @@
 """What lab 02 records: its experiment's description and results.json (and its series read back)."""
 import numpy as np
 
+from initstudy.record import keys, labs
 from initstudy.record.results import from_json, jsonable
 from initstudy.studies import STUDIES
 
@@ -11,6 +12,11 @@ ASKS = (
     "variance after L layers for sigma = c/sqrt(n) (step = L) against c^2L and the ReLU/tanh q-maps; "
     "`log_ratio_sd_n*` the finite-width spread of log(var_L / q_L) against sqrt(kappa L / n). "
     "scaling.png draws all three on log axes, theory dashed.")
+VIEW = labs.View(  # the shared chart view: each scale's variance against its theory, in log y
+    "Lab 02, why 1/sqrt(n): only a weight scale of 1/sqrt(fan-in) keeps a dot product's variance at 1 at "
+    "every width.",
+    tuple(((keys.finding(f"var_scale_{k}"), keys.finding(f"var_scale_{k}_theory")), True)
+          for k in ("1", "1_over_n", "1_over_sqrt_n")), ("Model metrics",), rows="")
 
 
 # --- the results document

@@ -2,7 +2,7 @@
 back), a sweep child's row."""
 import numpy as np
 
-from initstudy.record import keys, results
+from initstudy.record import keys, labs, results
 from initstudy.record.notes import g as _g, held
 from initstudy.record.results import from_json, jsonable, lsuv_block
 from initstudy.studies import STUDIES
@@ -15,6 +15,12 @@ ASKS = (
     f"closed form from the input alone, `{keys.SERIES['var_pred']}` the one-step prediction from the previous "
     "layer; `final_layer_variance` is the last layer's. variance.png overlays measured and theory on a "
     "log scale.")
+VIEW = labs.View(  # the shared chart view: headline curves first, in log y
+    "Lab 00, the variance walk: does the activation variance of a deep random network stay put, explode or "
+    "vanish under each init, as theory predicts?",
+    (((keys.SERIES["var"], keys.SERIES["var_theory"]), True), ((keys.SERIES["var_pred"], keys.SERIES["var"]), True),
+     ((keys.SERIES["var_theory"],), True)), labs.SIGNAL)  # var_theory named, so MLflow draws no linear chart of its own
+SWEEP_MEDIAN = "final_layer_variance"  # its sweeps' view: sweep.png's first panel
 
 
 def walk_line(r) -> str:
