@@ -175,3 +175,57 @@ def test_bad_config_is_one_clear_error(raw, words):
     with pytest.raises(ConfigError, match=words) as e:
         parse(AblateConfig, raw)
     assert "\n" not in str(e.value)
+
+
+# --- arch=resnet (issue 26): ablate trains core/resnet.py's network; its refusals ---
+
+@pytest.mark.fast
+@pytest.mark.parametrize("branch,norm", [("fixup", "none"), ("zero", "batchnorm"), ("", "none")])
+def test_resnet_arch_trains_the_resnet_of_its_seed(branch, norm):
+    """ablate arch=resnet against the plain loop on resnet.ResNet drawn from the same weight seed (nn.SGD)."""
+    from initstudy.core import data, nn, resnet, seeds
+
+    config = AblateConfig(arch="resnet", branch=branch, norm=norm, depth=3, width=16, input_dim=8, steps=12,
+                          lr=0.01, diag_every=4)
+    r = train(config, "kaiming")
+    net = resnet.ResNet.build(seeds.rng(config.weight_seed("kaiming")), depth=3, width=16, input_dim=8, classes=2,
+                              branch=branch or "none", norm=norm, dtype=np.float32)
+    ds = data.load(config.data, config.data_seed, config.shape(), config.dtype)
+    opt, batches, want = nn.SGD(net.params(), config.lr, config.momentum), data.batch_stream(42, 1000, 64), []
+    for _ in range(12):
+        idx = next(batches)
+        loss, dlogits = nn.cross_entropy(net.forward(ds.x_train[idx]), ds.y_train[idx])
+        want.append(loss)
+        net.backward(dlogits)
+        opt.step(net.params())
+    np.testing.assert_array_equal(r.losses, want)
+    assert r.diag["act_std"].shape == (3, 3 + 2)  # steps 0, 4, 8 x (input layer, 3 blocks, readout)
+    assert r.final_val_acc == nn.evaluate(net, ds.x_val, ds.y_val)[1]
+
+
+@pytest.mark.parametrize("raw,words", [
+    ({"arch": "convnet"}, "arch"), ({"branch": "zero"}, "arch=resnet"), ({"arch": "resnet", "branch": "half"}, "branch"),
+    ({"arch": "resnet", "branch_layers": "3"}, "branch_layers"),
+    ({"arch": "resnet", "branch": "fixup", "branch_layers": "1"}, "undefined at m = 1"),
+    ({"arch": "resnet", "param": "mup"}, "param=sp"), ({"arch": "resnet", "depth": "0"}, "depth"),
+])
+@pytest.mark.fast
+def test_bad_resnet_config_is_one_clear_error(raw, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        parse(AblateConfig, raw)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.fast
+def test_lsuv_is_refused_on_a_resnet_and_in_a_sweep_grid():
+    from initstudy.run import grid
+
+    with pytest.raises(ConfigError, match="x \\+ alpha B"):
+        AblateConfig(arch="resnet").check_init("lsuv")
+    g = grid.build("ablate", grid="branch=sqrt_depth,fixup", fixed="arch=resnet;depth=3;width=16;steps=5",
+                   inits_="kaiming")
+    assert {(p.config.arch, p.config.branch) for p in g.points} == {("resnet", "sqrt_depth"), ("resnet", "fixup")}
+    with pytest.raises(ConfigError, match="arch=resnet"):
+        grid.build("ablate", grid="branch=sqrt_depth", inits_="kaiming")
+    with pytest.raises(ConfigError, match="grid point .*lsuv"):
+        grid.build("ablate", fixed="arch=resnet;branch=zero", inits_="kaiming,lsuv")

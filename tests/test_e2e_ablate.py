@@ -1,9 +1,11 @@
 """`mlflow run . -e ablate --env-manager local` for real, read back from the SQLite store."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 
-from conftest import mlflow_run
+from conftest import REPO, mlflow_run
 from initstudy.core import diagnostics, inits
 from initstudy.record import keys, provenance
 from initstudy.studies.ablate.compute import AblateConfig, train
@@ -95,3 +97,27 @@ def test_params_typed_differently_from_our_parse_are_kept(store):
     (run,) = store.runs()
     assert run.data.params["gain"] == "1" and run.data.params["lr"] == "1e-3"
     assert run.data.params["weight_seed"] and run.info.status == "FINISHED"
+
+
+def test_arch_resnet_trains_a_fixup_resnet_and_lsuv_is_refused(store):
+    """`mlflow run . -e ablate -P arch=resnet -P branch=fixup`: the run is core/resnet.py's network (its losses are
+    ablate.train's of that config), its params say so, its per-layer keys cover input layer, blocks and readout.
+    lsuv on a resnet: one line, exit 2, nothing recorded."""
+    kw = dict(arch="resnet", branch="fixup", depth=3, width=32, steps=20, diag_every=5)
+    proc = mlflow_run(store, "ablate", init="kaiming", **kw)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = store.runs()
+    p, m = run.data.params, run.data.metrics
+    assert (p["arch"], p["branch"], p["branch_layers"], p["depth"]) == ("resnet", "fixup", "2", "3")
+    assert not any(k.startswith("param.") for k in p)  # the MLP's per-Linear multipliers do not apply
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        expected = train(AblateConfig(**kw), "kaiming")
+    loss = sorted(store.client.get_metric_history(run.info.run_id, keys.series("loss")), key=lambda x: x.step)
+    np.testing.assert_array_equal([x.value for x in loss], expected.losses)
+    assert {k.split("/")[1] for k in m if k.startswith("act_std/L")} == {"L01", "L03", "L05"}  # of 3 + 2 stages
+    before = len(store.runs())
+    proc = subprocess.run([sys.executable, "-m", "initstudy", "ablate", "--arch", "resnet", "--init", "lsuv"],
+                          env=store.env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "lsuv" in proc.stderr, proc.stderr
+    assert len(store.runs()) == before

@@ -22,9 +22,33 @@ import math
 import numpy as np
 
 from initstudy.core import inits, nn
+from initstudy.core.config import ConfigError, one_of
 
+ARCHS = ("mlp", "resnet")
 BRANCHES = ("none", "sqrt_depth", "zero", "fixup")
 BRANCH_LAYERS = (1, 2)
+
+
+def check_arch(arch: str, branch: str, branch_layers: int):
+    """One ConfigError line for an architecture that has no meaning (walk's, ablate's and sweeps' arch=, branch=)."""
+    one_of("arch", arch, ARCHS)
+    if arch == "mlp" and branch:
+        raise ConfigError(f"branch applies to arch=resnet (arch=mlp has no residual branch); got branch={branch}")
+    if arch == "resnet" and branch:
+        one_of("branch", branch, BRANCHES)
+    if branch_layers not in BRANCH_LAYERS:
+        raise ConfigError(f"branch_layers must be 1 or 2, got {branch_layers!r}")
+    if branch == "fixup" and branch_layers == 1:
+        raise ConfigError("branch=fixup needs branch_layers=2: Fixup scales the branch's inner weights by "
+                          "L^(-1/(2m-2)), undefined at m = 1")
+
+
+def check_init(init: str, arch: str, norm: str):
+    """A data-dependent init (lsuv) rescales a plain stack layer by layer: refused on a resnet or under BN."""
+    if init in inits.INITS and inits.INITS[init].needs_data and (arch != "mlp" or norm != "none"):
+        raise ConfigError(f"init {init} rescales a plain stack layer by layer (Mishkin & Matas Alg. 1); it takes "
+                          f"arch=mlp norm=none, got arch={arch} norm={norm} (a residual block's output "
+                          f"is x + alpha B(x), BN rescales by itself)")
 
 
 class Scalar:

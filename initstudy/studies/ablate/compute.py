@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from initstudy.core import data, diagnostics, fastmlp, inits, lsuv, nn, optim, seeds
+from initstudy.core import data, diagnostics, fastmlp, inits, lsuv, nn, optim, resnet, seeds
 from initstudy.core import parametrization as P
 
 from initstudy.core.config import at_least, one_of, positive, ConfigError
@@ -54,6 +54,9 @@ class AblateConfig:
     param: str = "sp"  # sp | ntk | mup: how init and lr scale with width (core/parametrization.py)
     base_width: int = 64  # the width at which mup equals sp (m = width / base_width)
     optimizer: str = "sgd"  # sgd (momentum) | adam (b1 0.9, b2 0.999, eps 1e-8; momentum unused)
+    arch: str = "mlp"  # mlp, or resnet: depth blocks x_{l+1} = x_l + alpha B(x_l) between input and readout (core/resnet.py)
+    branch: str = ""  # resnet's branch scheme (resnet.BRANCHES); empty: none
+    branch_layers: int = 2  # resnet: weight layers per branch, 1 or 2
 
     def __post_init__(self):  # the shape the dataset gives where none was asked for
         if self.data in data.DATASETS:
@@ -81,6 +84,15 @@ class AblateConfig:
         one_of("norm", self.norm, NORMS)
         one_of("dtype", self.dtype, DTYPES)
         P.check(self.param, self.optimizer, self.depth, self.width, self.base_width)
+        resnet.check_arch(self.arch, self.branch, self.branch_layers)
+        if self.arch == "resnet" and self.param != "sp":
+            raise ConfigError(f"param={self.param} scales the Linears of a plain MLP (core/parametrization.py); "
+                              f"arch=resnet takes param=sp")
+
+    @property
+    def stages(self) -> int:
+        """Rows of the per-layer diagnostics: the MLP's Linears, or the resnet's input layer, blocks and readout."""
+        return self.depth + 2 if self.arch == "resnet" else self.depth
 
     def layers(self) -> list:
         """Each Linear's parametrization numbers (P.Layer): kind, init std factor, forward mult, lr factors."""
@@ -97,6 +109,8 @@ class AblateConfig:
     def check_init(self, init: str):
         """What an init asks of the config beyond its name (grid points and the job call this)."""
         one_of("init", init, tuple(inits.INITS))
+        if self.arch != "mlp":
+            resnet.check_init(init, self.arch, self.norm)
         if inits.INITS[init].needs_data and self.norm != "none":
             raise ConfigError(f"init {init} rescales each layer to unit output variance itself; it takes norm=none, "
                               f"got norm={self.norm}")
@@ -181,7 +195,12 @@ def outcome_of(losses, steps_to_nan, level) -> tuple[str, int | None]:
     return ("stalled" if np.mean(losses[-10:]) > (1 - STALL_FRACTION) * level else "trained"), None
 
 
-def build_model(config: AblateConfig, init: str) -> nn.MLP:
+def build_model(config: AblateConfig, init: str) -> nn.MLP | resnet.ResNet:
+    if config.arch == "resnet":
+        return resnet.ResNet.build(seeds.rng(config.weight_seed(init)), depth=config.depth, width=config.width,
+                                   input_dim=config.input_dim, classes=config.classes, branch=config.branch or "none",
+                                   branch_layers=config.branch_layers, activation=config.activation, norm=config.norm,
+                                   init=init, gain=config.gain, dtype=np.dtype(config.dtype))
     ls = config.layers()
     sp = config.param == "sp"  # SP draws and runs as before the parametrizations (no factor, no mult)
     return nn.MLP.build(seeds.rng(config.weight_seed(init)), depth=config.depth, width=config.width,
@@ -262,6 +281,8 @@ def prepare(config: AblateConfig, init: str, ds: data.Dataset | None = None):
     config.check_init(init)
     model = build_model(config, init)
     report = apply_lsuv(config, model, ds or dataset(config)) if inits.INITS[init].needs_data else None
+    if config.arch == "resnet":  # the reference: its per-layer diagnostics read the model (fastresnet has none)
+        return ReferenceCore(model, config.lr, config.momentum, optimizer=config.optimizer), report
     if config.norm == "none":
         return fastmlp.FastMLP(model, config.lr, config.momentum, config.batch, layer_lrs(config),
                                config.optimizer), report
@@ -329,7 +350,7 @@ def run_core(config: AblateConfig, init: str, ds: data.Dataset, core, on_step=No
         init=init, weight_seed=config.weight_seed(init), losses=losses,
         val_steps=np.array(val_steps), val_loss=np.array(val_loss), val_acc=np.array(val_acc),
         diag_steps=np.array(diag_steps, int),
-        diag={k: np.array(v).reshape(len(diag_steps), config.depth) for k, v in diag.items()},
+        diag={k: np.array(v).reshape(len(diag_steps), config.stages) for k, v in diag.items()},
         hist_act=hist_act, hist_grad=hist_grad, steps_to_nan=steps_to_nan, flatline_step=flat, outcome=outcome,
         initial_loss=float(losses[0]), expected_initial_loss=level,
         final_loss=float(np.mean(done[-10:])) if len(done) and steps_to_nan is None else float("nan"),  # not a blow-up's mean

@@ -72,8 +72,15 @@ def _ablate_metrics(r) -> list:
     return streamed_metrics(r) + recorded_after(r)
 
 
+def layer_params(config) -> dict:
+    """The parametrization's multipliers per Linear of the MLP (a resnet takes SP: none, so none logged)."""
+    return P.as_params(config.layers()) if config.arch == "mlp" else {}
+
+
 def _title(config) -> str:
-    return (f"Init ablation: {config.depth}-layer {config.activation} MLP, width {config.width}, "
+    net = (f"{config.depth}-block {config.activation} resnet (branch {config.branch or 'none'})"
+           if config.arch == "resnet" else f"{config.depth}-layer {config.activation} MLP")
+    return (f"Init ablation: {net}, width {config.width}, "
             f"lr {config.lr:g}, momentum {config.momentum:g}, batch {config.batch}, {config.dtype}")
 
 
@@ -157,7 +164,7 @@ def init_record(config, r, prov: dict, date: str, mlflow_ids: dict, data_block: 
         mf["data"] = data_block
     mf.update(lsuv_manifest([r]))
     lsuv_params, _, lsuv_tags = lsuv_record(r.lsuv)
-    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block), **P.as_params(config.layers()),
+    params = common_params(cfg, prov, init=r.init, weight_seed=r.weight_seed, **data_params(config, data_block), **layer_params(config),
                            **lsuv_params)
     artifacts = {"losses.json": write_text(results.dumps(ablate_json(cfg, [r]))),
                  "manifest.json": write_text(manifest.dumps(mf)),
@@ -191,7 +198,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         trainings.start_figures()  # now: its import would compete with MLflow's and the trainings' for 2 cores
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         data_block = data.identity(config.data, config.data_seed, config.shape(), ds)
-        on_diag, flush = _stream(tracker, ids, shown_layers(config.depth))
+        on_diag, flush = _stream(tracker, ids, shown_layers(config.stages))
         ids.before_flush.append(trainings.drain)  # a kill records what the workers already sent
         diag_png = {}  # init -> Future of its diagnostics.png, drawn as soon as it has trained
         with bar:
@@ -210,7 +217,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 metrics = recorded_after(r)
                 artifacts["diagnostics.png"] = lambda path, f=diag_png[r.init]: path.write_bytes(f.result())
             else:
-                params = common_params(cfg, prov, init=init, **data_params(config, block), **P.as_params(config.layers()))
+                params = common_params(cfg, prov, init=init, **data_params(config, block), **layer_params(config))
                 mf = manifest.build(
                     experiment=EXPERIMENT, date=date, seed=config.seed, provenance=prov, config=cfg,
                     inits=[r.init for r in group], results_summary=ablate_summary(group), mlflow=mlflow_ids,

@@ -26,7 +26,7 @@ SIGNAL_FIELDS = ("sigma_b2", "gain", "c0")
 # the architecture (issue 26, studies/walk/residual.py): results.json keeps them in a "residual" block,
 # written only where they differ from the plain MLP's, so an MLP walk's document is what it always was
 ARCH_FIELDS = {"arch": "mlp", "branch": "", "branch_layers": 2, "norm": "none"}
-ARCHS = ("mlp", "resnet")
+ARCHS = resnet.ARCHS
 NORMS = ("none", "batchnorm")
 JACOBIAN_EXACT_MAX_WIDTH = 1024  # exact singular values up to here; above, the mean from random probes
 JACOBIAN_PROBES = 64
@@ -65,17 +65,8 @@ class WalkConfig:
         one_of("dtype", self.dtype, DTYPES)
 
     def validate_arch(self):
-        one_of("arch", self.arch, ARCHS)
+        resnet.check_arch(self.arch, self.branch, self.branch_layers)
         one_of("norm", self.norm, NORMS)
-        if self.arch == "mlp" and self.branch:
-            raise ConfigError(f"branch applies to arch=resnet (arch=mlp has no residual branch); got branch={self.branch}")
-        if self.arch == "resnet" and self.branch:
-            one_of("branch", self.branch, resnet.BRANCHES)
-        if self.branch_layers not in resnet.BRANCH_LAYERS:
-            raise ConfigError(f"branch_layers must be 1 or 2, got {self.branch_layers!r}")
-        if self.branch == "fixup" and self.branch_layers == 1:
-            raise ConfigError("branch=fixup needs branch_layers=2: Fixup scales the branch's inner weights by "
-                              "L^(-1/(2m-2)), undefined at m = 1")
         if self.arch != "mlp" or self.norm != "none":
             if self.sigma_b2 > 0:
                 raise ConfigError(f"sigma_b2 applies to arch=mlp norm=none (a resnet's or BN walk's biases start at 0); "
@@ -83,10 +74,7 @@ class WalkConfig:
 
     def check_init(self, init: str):
         """What an init asks of the architecture (the job calls this before anything is recorded)."""
-        if init in inits.INITS and inits.INITS[init].needs_data and (self.arch != "mlp" or self.norm != "none"):
-            raise ConfigError(f"init {init} rescales a plain stack layer by layer (Mishkin & Matas Alg. 1); it takes "
-                              f"arch=mlp norm=none, got arch={self.arch} norm={self.norm} (a residual block's output "
-                              f"is x + alpha B(x), BN rescales by itself)")
+        resnet.check_init(init, self.arch, self.norm)
 
     def input_seed(self) -> int:
         return seeds.derive_seed(self.seed, "walk/input")
