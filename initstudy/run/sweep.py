@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from initstudy.core import data
 from initstudy.run import grid as grid_mod
-from initstudy.record import plots, progress, provenance, results, tracking
+from initstudy.record import manifest, plots, progress, provenance, results, tracking
 from initstudy.run import close, signals
 from initstudy import studies
 from initstudy.core.config import ConfigError, parse, to_dict
-from initstudy.run.runs import (JobFailed, _on_sigterm, add_common_arguments, common_params, record, run_set, today,
-                                write_text)
+from initstudy.run.runs import (JobFailed, _on_sigterm, add_common_arguments, common_params, provenance_params, record,
+                                run_set, today, write_text)
 
 HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
 MAX_WORKERS = 64
@@ -76,6 +77,23 @@ def study_grid(kind: str, config):
     axes = f"init={config.init};" + ";".join(f"{k}={','.join(map(str, v))}" for k, v in config.grid().items())
     fixed = ";".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in config.shared().items())
     return grid_mod.build(kind, axes, fixed)
+
+
+def record_study_parent(tracker, rid, config, rows, prov, doc: dict, *, experiment: str, summary: dict, seeds: dict,
+                        ds, input_scaling, metrics: list, artifacts: dict, note: str):
+    """The parent of a study whose whole point is a grid (phase, transfer, residual): its manifest (every
+    cell's run, the seeds a re-run needs, the set as the cells trained on it, logged as the parent's
+    dataset input), its config and cell count as params, its metrics, its artifacts and manifest.json."""
+    mf = manifest.build(experiment=experiment, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
+                        config=to_dict(config), inits=[config.init], results_summary=summary, seeds=seeds,
+                        mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
+                                "experiment_id": tracker.client.get_run(rid).info.experiment_id,
+                                "parent_run_id": rid, "run_ids": {c["label"]: c["run_id"] for c in doc["cells"]}})
+    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
+    mf["data"] = {**data.identity(config.data, config.data_seed, data.source(config.data).shape, ds),
+                  "input_scaling": input_scaling, "dataset_digest": digest}
+    record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, metrics,
+           {**artifacts, "manifest.json": write_text(manifest.dumps(mf))}, {tracking.NOTE_TAG: note})
 
 
 def where(args) -> dict:

@@ -7,13 +7,12 @@ from functools import partial
 
 import numpy as np
 
-from initstudy.core import data, theory
-from initstudy.record import keys, manifest, palette, results, tracking
+from initstudy.core import theory
+from initstudy.record import keys, palette, results, tracking
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.phase import verdict as T
 from initstudy.core.config import parse, to_dict
-from initstudy.run.runs import (JobFailed, common_params, provenance_params,
-                            record, summary_metrics, today, write_text)
+from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
 from initstudy.run import sweep as sweep_job
 from initstudy.studies import STUDIES
 from initstudy.studies.phase import figures
@@ -131,27 +130,11 @@ def description(doc: dict) -> str:
             "it trained and what the theory said.")
 
 
-def data_block(tracker, rid, config: PhaseConfig) -> dict:
-    """The set as the cells trained on it (standardized), logged as the parent's MLflow dataset input; the
-    manifest's data block: its identity, generator arguments, scaling and the arrays' sha256."""
-    ds = phase.dataset(config)
-    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
-    shape = data.source(config.data).shape
-    return {**data.identity(config.data, config.data_seed, shape, ds), "input_scaling": phase.INPUT_SCALING,
-            "dataset_digest": digest}
-
-
 def record_parent(config: PhaseConfig, held: dict, tracker, rid, g, rows, prov, timing):
     held["doc"] = doc = document(config, rows, timing)
-    mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
-                        config=to_dict(config), inits=[config.init], results_summary=summary(doc),
-                        seeds=seeds_of(config, doc["cells"]),
-                        mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
-                                "experiment_id": tracker.client.get_run(rid).info.experiment_id,
-                                "parent_run_id": rid, "run_ids": {c["label"]: c["run_id"] for c in doc["cells"]}})
-    mf["data"] = data_block(tracker, rid, config)
-    record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, parent_metrics(doc), {
-        "phase.json": write_text(results.dumps(doc)),
-        "phase.png": lambda path: figures.phase_diagram(doc, path, T.TRAINED_ACC),
-        "manifest.json": write_text(manifest.dumps(mf)),
-    }, {tracking.NOTE_TAG: description(doc)})
+    sweep_job.record_study_parent(
+        tracker, rid, config, rows, prov, doc, experiment=EXPERIMENT, summary=summary(doc),
+        seeds=seeds_of(config, doc["cells"]), ds=phase.dataset(config), input_scaling=phase.INPUT_SCALING,
+        metrics=parent_metrics(doc), note=description(doc), artifacts={
+            "phase.json": write_text(results.dumps(doc)),
+            "phase.png": lambda path: figures.phase_diagram(doc, path, T.TRAINED_ACC)})

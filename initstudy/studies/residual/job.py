@@ -4,12 +4,10 @@ residual.json (every cell, each model's best lr, the claims), residual.png and m
 from dataclasses import fields
 from functools import partial
 
-from initstudy.core import data
 from initstudy.core.config import parse, to_dict
-from initstudy.record import keys, manifest, results, tracking
+from initstudy.record import keys, results, tracking
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import (JobFailed, common_params, provenance_params, record,
-                                summary_metrics, today, write_text)
+from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
 from initstudy.studies import STUDIES
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.residual import compute as residual
@@ -95,21 +93,12 @@ def record_parent(config: ResidualConfig, held: dict, tracker, rid, g, rows, pro
 
     held["doc"] = doc = document(config, rows, timing)
     c = doc["claims"] or {"train_at_deepest": [], "table": {}}
-    mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
-                        config=to_dict(config), inits=[config.init],
-                        results_summary={"cells": len(doc["cells"]), "train_at_deepest": c["train_at_deepest"]},
-                        seeds={**config.stream_seeds(), **{f"weights/{x['label']}": x["weight_seed"] for x in doc["cells"]}},
-                        mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
-                                "experiment_id": tracker.client.get_run(rid).info.experiment_id,
-                                "parent_run_id": rid, "run_ids": {x["label"]: x["run_id"] for x in doc["cells"]}})
-    ds = phase.dataset(config)
-    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
-    mf["data"] = {**data.identity(config.data, config.data_seed, data.source(config.data).shape, ds),
-                  "input_scaling": phase.INPUT_SCALING, "dataset_digest": digest}
-    record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)},
-           [("cells_trained_at_deepest", len(c["train_at_deepest"]), 0), ("runs_failed", len(doc["failed"]), 0),
-            ("wall_seconds", doc["timing"]["wall_seconds"], 0)], {
-               "residual.json": write_text(results.dumps(doc)),
-               "residual.png": lambda path: plot.accuracy_vs_depth(doc, path),
-               "manifest.json": write_text(manifest.dumps(mf)),
-           }, {tracking.NOTE_TAG: description(doc)})
+    sweep_job.record_study_parent(
+        tracker, rid, config, rows, prov, doc, experiment=EXPERIMENT,
+        summary={"cells": len(doc["cells"]), "train_at_deepest": c["train_at_deepest"]},
+        seeds={**config.stream_seeds(), **{f"weights/{x['label']}": x["weight_seed"] for x in doc["cells"]}},
+        ds=phase.dataset(config), input_scaling=phase.INPUT_SCALING, note=description(doc),
+        metrics=[("cells_trained_at_deepest", len(c["train_at_deepest"]), 0), ("runs_failed", len(doc["failed"]), 0),
+                 ("wall_seconds", doc["timing"]["wall_seconds"], 0)], artifacts={
+            "residual.json": write_text(results.dumps(doc)),
+            "residual.png": lambda path: plot.accuracy_vs_depth(doc, path)})

@@ -5,13 +5,11 @@ the optimum log2 lr per width and param, its shift in grid steps, whether wider 
 from dataclasses import fields
 from functools import partial
 
-from initstudy.core import data
 from initstudy.core import parametrization as P
 from initstudy.core.config import parse, to_dict
-from initstudy.record import keys, manifest, results, tracking
+from initstudy.record import keys, results, tracking
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import (JobFailed, common_params, provenance_params, record,
-                                summary_metrics, today, write_text)
+from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.transfer import compute as T
 from initstudy.studies.transfer.compute import EXPERIMENT, TransferConfig
@@ -130,28 +128,13 @@ def description(doc: dict) -> str:
             "for this MLP; transfer.json holds every cell; each child is one cell.")
 
 
-def data_block(tracker, rid, config: TransferConfig) -> dict:
-    """The set as the cells trained on it (standardized), logged as the parent's dataset input; the manifest's data block."""
-    ds = phase.dataset(config)
-    digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
-    shape = data.source(config.data).shape
-    return {**data.identity(config.data, config.data_seed, shape, ds), "input_scaling": T.INPUT_SCALING,
-            "dataset_digest": digest}
-
-
 def record_parent(config: TransferConfig, held: dict, tracker, rid, g, rows, prov, timing):
     from initstudy.studies.transfer import plots
 
     held["doc"] = doc = document(config, rows, timing)
-    mf = manifest.build(experiment=EXPERIMENT, date=today(), seed=doc["grid"]["seed"][0], provenance=prov,
-                        config=to_dict(config), inits=[config.init], results_summary=summary(doc),
-                        seeds=seeds_of(config, doc["cells"]),
-                        mlflow={"tracking_uri": tracking.redact_uri(tracker.uri),
-                                "experiment_id": tracker.client.get_run(rid).info.experiment_id,
-                                "parent_run_id": rid, "run_ids": {c["label"]: c["run_id"] for c in doc["cells"]}})
-    mf["data"] = data_block(tracker, rid, config)
-    record(tracker, rid, {**to_dict(config), "cells": len(rows), **provenance_params(prov)}, parent_metrics(doc), {
-        "transfer.json": write_text(results.dumps(doc)),
-        "transfer.png": lambda path: plots.transfer(doc, path),
-        "manifest.json": write_text(manifest.dumps(mf)),
-    }, {tracking.NOTE_TAG: description(doc)})
+    sweep_job.record_study_parent(
+        tracker, rid, config, rows, prov, doc, experiment=EXPERIMENT, summary=summary(doc),
+        seeds=seeds_of(config, doc["cells"]), ds=phase.dataset(config), input_scaling=T.INPUT_SCALING,
+        metrics=parent_metrics(doc), note=description(doc), artifacts={
+            "transfer.json": write_text(results.dumps(doc)),
+            "transfer.png": lambda path: plots.transfer(doc, path)})
