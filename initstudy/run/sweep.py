@@ -178,18 +178,9 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
     A study whose whole point is a grid (phase) records in its lab's experiment (record_in), names
     its parent `kind` and records its own summary on it: record_parent(tracker, rid, g, rows, prov, timing);
     parent_params: the params it logs there (as run_set's), child_name(point): a child's run name."""
-    from initstudy.run import engine as engine_mod
-
     signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: the cluster is shut down on SIGTERM too
     study = studies.STUDIES[g.study]
-    job, note, sweep_row = study.part("job"), study.part("record").note, study.sweep_part("row")
-    security = engine_mod.security(opts["tls"]["tls_ca_file"], opts["tls"]["tls_cert"], opts["tls"]["tls_key"]) \
-        if opts["scheduler"] else None
-    try:
-        engine = engine_mod.Engine(opts["workers"], opts["scheduler"], security).__enter__()
-    except engine_mod.EngineError as e:
-        raise JobFailed(str(e)) from None
-    with engine:
+    with _start_engine(opts) as engine:
         t_up, cpu_up = time.perf_counter(), time.thread_time()  # the floor counts from here
         tracker = tracking.Tracker(tracking_uri) if opts["resume"] else None
         kept = _previous(tracker, g, opts["resume"]) if opts["resume"] else {}
@@ -197,68 +188,102 @@ def run(g, opts: dict, tracking_uri: str | None = None, record_in: str | None = 
         # submitted before MLflow loads and the runs open: the workers compute meanwhile
         arrivals = engine.map(studies.compute, [(g.study, p.config, p.init) for p in todo])
         tracker = tracker or tracking.Tracker(tracking_uri)
-        if opts["resume"] and os.environ.get("MLFLOW_RUN_ID"):  # `mlflow run` opened a run for this command
-            tracker.log(os.environ["MLFLOW_RUN_ID"], tags={tracking.ROLE_TAG: "resume", "mlflow.runName": "sweep-resume",
-                                                          "initstudy.resumes": opts["resume"]})
-        child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
-                                **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
-        names = {p.label: p for p in todo}
-        parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
-        with run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
-                     child_tags=child_tags, top=opts["resume"] or None, params=parent_params,
-                     child_name=(lambda label: child_name(names[label])) if child_name else (lambda label: label),
-                     record_in=record_in or studies.sweep_experiment(study.experiment)) as ids:
+        _tag_resume(tracker, opts["resume"])
+        with _open_runs(tracker, g, study, todo, kind, opts["resume"], record_in, parent_params, child_name) as ids:
             prov, date = provenance.collect(), today()
-            experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
-            rows = {k: row for k, row in kept.items()}
+            rows = dict(kept)
             print(f"{kind}: {len(todo)} runs on {engine.where()}" + (f" ({len(kept)} kept)" if kept else ""),
                   file=sys.stderr, flush=True)
-            record_cpu, compute, compute_cpu = 0.0, 0.0, 0.0
-            failed = 0
-            with progress.bar(len(todo), kind, "runs") as bar, _lost_scheduler(ids, rows, engine_mod.EngineError):
-                for i, got, error in arrivals:
-                    # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
-                    # the request (and the flush after it), as in ablate's streaming
-                    with signals.held():
-                        c0 = time.thread_time()
-                        p = todo[i]
-                        rid = ids[p.label]
-                        row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
-                               "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
-                        if error is None:
-                            r, machine, (seconds, cpu) = got
-                            compute += seconds
-                            compute_cpu += cpu
-                            mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
-                                          "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
-                            params, metrics, tags, artifacts = job.child_record(p.config, r, {**prov, **machine}, date,
-                                                                                mlflow_ids)
-                            row.update(sweep_row(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
-                            tags[ROW_TAG] = json.dumps(row)
-                            tags[tracking.NOTE_TAG] = note([r], child=True, artifacts=sorted(artifacts))
-                            record(tracker, rid, params, metrics, artifacts, tags)
-                        else:
-                            failed += 1
-                            tracker.log(rid, params=common_params(to_dict(p.config), prov),
-                                        tags={"initstudy.error": error[:500]})
-                        tracker.end(rid, row["status"])
-                        ids.closed[rid] = row["status"]
-                        rows[point_key(p)] = row
-                        record_cpu += time.thread_time() - c0
-                        bar.set_postfix_str(f"{failed} failed", refresh=False)
-                        bar.update(1)
-            wall = time.perf_counter() - t_up
+            timing = _record_children(tracker, ids, study, todo, arrivals, rows, prov, date, kind)
             ordered = [rows[point_key(p)] for p in g.points]
-            timing = {"wall_seconds": wall, "cluster_start_seconds": engine.startup_seconds,
-                      "compute_seconds": compute, "compute_cpu_seconds": compute_cpu, "recording_cpu_seconds": record_cpu,
-                      "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
+            timing = {"wall_seconds": time.perf_counter() - t_up, "cluster_start_seconds": engine.startup_seconds,
+                      **timing, "parent_cpu_seconds": time.thread_time() - cpu_up, "threads": engine.threads()}
             (record_parent or _record_parent)(tracker, ids["top"], g, ordered, prov, timing)
             link = tracker.links(ids["top"])
             if any(r["status"] != "FINISHED" for r in ordered):
                 ids.closed[ids["top"]] = "FAILED"
                 tracker.end(ids["top"], "FAILED")
-        return {"run_ids": ids, "rows": ordered, "wall_seconds": wall, "where": engine.where(), "kept": len(kept),
-                "timing": timing, "link": link}
+        return {"run_ids": ids, "rows": ordered, "wall_seconds": timing["wall_seconds"], "where": engine.where(),
+                "kept": len(kept), "timing": timing, "link": link}
+
+
+def _start_engine(opts: dict):
+    """The engine, started: an unreachable scheduler or one without workers is one line (JobFailed)."""
+    from initstudy.run import engine as engine_mod
+
+    tls = opts["tls"]
+    security = engine_mod.security(tls["tls_ca_file"], tls["tls_cert"], tls["tls_key"]) if opts["scheduler"] else None
+    try:
+        return engine_mod.Engine(opts["workers"], opts["scheduler"], security).__enter__()
+    except engine_mod.EngineError as e:
+        raise JobFailed(str(e)) from None
+
+
+def _tag_resume(tracker, resume: str):
+    """A resumed sweep under `mlflow run`: the run it opened for this command says what it resumes."""
+    if resume and os.environ.get("MLFLOW_RUN_ID"):
+        tracker.log(os.environ["MLFLOW_RUN_ID"], tags={tracking.ROLE_TAG: "resume", "mlflow.runName": "sweep-resume",
+                                                      "initstudy.resumes": resume})
+
+
+def _open_runs(tracker, g, study, todo: list, kind: str, resume: str, record_in, parent_params, child_name):
+    """run_set of the parent (reopened when resumed) and a child per point to compute, tagged with its point."""
+    child_tags = {p.label: {tracking.INIT_TAG: p.init, POINT_TAG: point_key(p),
+                            **{f"initstudy.{k}": v for k, v in p.values.items() if k != "init"}} for p in todo}
+    names = {p.label: p for p in todo}
+    parent_tags = {"initstudy.sweep": g.study, SPEC_TAG: g.spec(), "initstudy.sweep.grid": g.text()}
+    return run_set(tracker, study.experiment, kind, [p.label for p in todo], tags=parent_tags,
+                   child_tags=child_tags, top=resume or None, params=parent_params,
+                   child_name=(lambda label: child_name(names[label])) if child_name else (lambda label: label),
+                   record_in=record_in or studies.sweep_experiment(study.experiment))
+
+
+def _record_children(tracker, ids, study, todo: list, arrivals, rows: dict, prov: dict, date: str, kind: str) -> dict:
+    """Record each child as its result arrives, into rows {point key: row}; the seconds spent, summed."""
+    from initstudy.run.engine import EngineError
+
+    experiment_id = tracker.client.get_run(ids["top"]).info.experiment_id
+    spent = dict.fromkeys(("compute_seconds", "compute_cpu_seconds", "recording_cpu_seconds"), 0.0)
+    failed = 0
+    with progress.bar(len(todo), kind, "runs") as bar, _lost_scheduler(ids, rows, EngineError):
+        for i, got, error in arrivals:
+            # a SIGTERM waits until this child is recorded: one raised inside MLflow's session breaks
+            # the request (and the flush after it), as in ablate's streaming
+            with signals.held():
+                c0 = time.thread_time()
+                p = todo[i]
+                row = _record_child(tracker, ids, study, p, got, error, prov, date, experiment_id)
+                if error is None:
+                    spent["compute_seconds"] += row["compute_seconds"]
+                    spent["compute_cpu_seconds"] += row["compute_cpu_seconds"]
+                failed += error is not None
+                rows[point_key(p)] = row
+                spent["recording_cpu_seconds"] += time.thread_time() - c0
+                bar.set_postfix_str(f"{failed} failed", refresh=False)
+                bar.update(1)
+    return spent
+
+
+def _record_child(tracker, ids, study, p, got, error, prov: dict, date: str, experiment_id: str) -> dict:
+    """One child recorded (what the study records alone for its config, or its error) and ended; its row."""
+    rid = ids[p.label]
+    row = {"label": p.label, "init": p.init, **{k: v for k, v in p.values.items() if k != "init"},
+           "run_id": rid, "status": "FAILED" if error else "FINISHED", "error": error}
+    if error is None:
+        r, machine, (seconds, cpu) = got
+        mlflow_ids = {"tracking_uri": tracking.redact_uri(tracker.uri), "experiment_id": experiment_id,
+                      "parent_run_id": ids["top"], "run_ids": {p.init: rid}}
+        params, metrics, tags, artifacts = study.part("job").child_record(p.config, r, {**prov, **machine}, date,
+                                                                        mlflow_ids)
+        row.update(study.sweep_part("row")(r), compute_seconds=seconds, compute_cpu_seconds=cpu)
+        tags[ROW_TAG] = json.dumps(row)
+        tags[tracking.NOTE_TAG] = study.part("record").note([r], child=True, artifacts=sorted(artifacts))
+        record(tracker, rid, params, metrics, artifacts, tags)
+    else:
+        tracker.log(rid, params=common_params(to_dict(p.config), prov), tags={"initstudy.error": error[:500]})
+    tracker.end(rid, row["status"])
+    ids.closed[rid] = row["status"]
+    return row
 
 
 @contextlib.contextmanager
