@@ -78,7 +78,7 @@ class FastMLP:
         # the reference's Python scalars, cast once as numpy casts them per call (weak scalars, NEP 50)
         self._mu, self._zero = dtype.type(momentum), dtype.type(0)
         self._lrs = [(dtype.type(a), dtype.type(b)) for a, b in self.lrs]
-        if optimizer == "adam":  # Adam's second moments; vW, vb above hold its first
+        if optimizer == "adam":  # Adam's second moments (optim's u); vW, vb above hold its first (n)
             self.sW, self.sb = [np.zeros_like(w) for w in self.W], [np.zeros_like(b) for b in self.b]
         self.x = np.empty((batch, self.W[0].shape[0]), dtype)
         self._zeros = {}  # shape -> zeros, the other operand of ReLU's np.maximum
