@@ -98,7 +98,7 @@ def test_readme_numbers_are_the_runs_metrics(lab):
 
 
 def test_walk_readme_quotes_the_relu_walk(lab):
-    """export.companion finds the ReLU walk (the walk Lab's companion); readme.walk quotes its run and its per-layer factors
+    """export.companion finds the ReLU walk (the walk Lab's companion); the walk README quotes its run and its per-layer factors
     (var_20 / var_1)^(1/19), computed here from the run's own results.json."""
     store, projects = lab
     relu = lab_parent(store, "10-variance-walk", "relu")

@@ -195,12 +195,12 @@ def test_the_committed_study_reproduces_two_cells_bit_for_bit():
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="projects/20-trainability not exported yet")
 def test_the_committed_readme_and_verdict_are_what_the_cells_give():
-    """Every number of projects/20-trainability/README.md is readme.trainability of the committed phase.json and
+    """Every number of projects/20-trainability/README.md is the phase README rendered from the committed phase.json and
     manifest.json, and the verdict in them is recomputed here from the cells alone (agreement 0.912, ...)."""
     from initstudy.publish import readme
 
     doc, mf = (json.loads((COMMITTED / f).read_text()) for f in ("phase.json", "manifest.json"))
-    assert readme.trainability(doc, mf) == (COMMITTED / "README.md").read_text()
+    assert readme.render("phase", doc, mf) == (COMMITTED / "README.md").read_text()
     g = doc["grid"]
     v = T.verdict(doc["cells"], g["sigma_w2"], g["depth"], theory.critical_sw2("tanh", 0.05))
     assert json.loads(json.dumps(v)) == doc["verdict"]

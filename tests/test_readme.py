@@ -11,6 +11,8 @@ import numpy as np
 
 from conftest import REPO
 from initstudy.publish import readme
+from initstudy.studies.ablate import readme as ablate_readme
+from initstudy.studies.walk import readme as walk_readme
 
 N, B, D = 256, 64, 20
 LN2 = math.log(2)
@@ -73,8 +75,8 @@ def synthetic_relu_walk():
 
 def test_walk_readme_arithmetic():
     doc, mf = synthetic_walk()
-    np.testing.assert_allclose(readme.walk_spread(D, N, B), (PER_LAYER_SD, TOTAL_SD), rtol=1e-14)
-    text = readme.walk(doc, mf)
+    np.testing.assert_allclose(walk_readme.walk_spread(D, N, B), (PER_LAYER_SD, TOTAL_SD), rtol=1e-14)
+    text = readme.render("walk", doc, mf)
     assert "| xavier N(0, 1/n) | 1 | 1 | 1.002 | 1.045 | 1 | 1.045 | 3% |" in text
     assert "| kaiming N(0, 2/n) | 2 | 2 | 2.02 | 1.279e+06 | 1.049e+06 | 1.22 | 4.2% |" in text
     assert "| uniform[-0.5, 0.5] | 21.33 | 21.33 | 20.91 |" in text and "| 0.6676 | 1% |" in text
@@ -94,7 +96,7 @@ def test_walk_readme_arithmetic():
 
 def test_walk_readme_relu_companion():
     doc, mf = synthetic_walk()
-    text = readme.walk(doc, mf, synthetic_relu_walk(), ["r1"])
+    text = readme.render("walk", doc, mf, relu_doc=synthetic_relu_walk(), relu_runs=["r1"])
     # per-layer factor (var_20 / var_1)^(1/19), finals var_1 g^19: 21.33 10.8^19 = 9.207e20, 0.52^19, 2 1.01^19
     assert round(256 / 12 * 10.8**19 / 1e20, 3) == 9.207 and round(2 * 1.01**19, 3) == 2.416
     assert ("Measured with ReLU (walk run `r1`, same shape and seed): uniform[-0.5, 0.5] ×10.8 per layer (final "
@@ -135,7 +137,7 @@ def synthetic_ablate():
 
 def test_ablate_readme_arithmetic():
     doc, mf = synthetic_ablate()
-    text = readme.ablate(doc, mf)
+    text = readme.render("ablate", doc, mf)
     assert "first falls 0.005 below 0.6931 at step 576 and 0.02 below at step 937" in text
     assert "the running mean leaves it by 0.005 only at step 576" in text
     assert "Xavier 0.662, Kaiming 0.0006867, 964 times lower for Kaiming" in text
@@ -155,7 +157,7 @@ def test_ablate_readme_names_the_dataset_a_run_trained_on():
     doc, mf = synthetic_ablate()
     doc = json.loads(json.dumps(doc))
     doc["config"].update(data="mnist1d", n_train=4000, n_val=1000, input_dim=40, classes=10)
-    text = readme.ablate(doc, mf)
+    text = readme.render("ablate", doc, mf)
     assert "mnist1d: MNIST-1D (Greydanus & Kobak), generated locally by the mnist1d package (4000 train / 1000 val, " \
            "40 features, 10 classes)" in text
     assert "N(0, 1), label = sign" not in text and "10-feature rule" not in text
@@ -165,17 +167,17 @@ def test_readme_plateau_window_is_50_steps():
     """leaves(): the window's last step, for a step down at a known place (the synthetic Xavier above)."""
     doc, _ = synthetic_ablate()
     lx = np.array(doc["inits"]["xavier"]["loss"])
-    assert readme.PLATEAU_WINDOW == 50
-    assert readme.leaves(lx, LN2, 0.005) == 576 and readme.leaves(lx, LN2, 0.02) == 937
-    assert readme.leaves(np.full(1000, LN2), LN2, 0.005) is None
+    assert ablate_readme.PLATEAU_WINDOW == 50
+    assert ablate_readme.leaves(lx, LN2, 0.005) == 576 and ablate_readme.leaves(lx, LN2, 0.02) == 937
+    assert ablate_readme.leaves(np.full(1000, LN2), LN2, 0.005) is None
 
 
 def test_committed_ablate_readme_is_what_readme_py_writes_from_its_results():
     """projects/10-init-matters/README.md: every number in it (964x, steps 576 and 937, the 24-layer
-    predictions) is readme.ablate of the committed losses.json and manifest.json, byte for byte."""
+    predictions) is the ablate README rendered from the committed losses.json and manifest.json, byte for byte."""
     folder = REPO / "projects" / "10-init-matters"
     doc, mf = (json.loads((folder / f).read_text()) for f in ("losses.json", "manifest.json"))
-    assert readme.ablate(doc, mf) == (folder / "README.md").read_text()
+    assert readme.render("ablate", doc, mf) == (folder / "README.md").read_text()
 
 
 def test_committed_walk_readme_is_what_readme_py_writes_from_its_results():
@@ -186,6 +188,6 @@ def test_committed_walk_readme_is_what_readme_py_writes_from_its_results():
     doc, mf = (json.loads((folder / f).read_text()) for f in ("results.json", "manifest.json"))
     committed = (folder / "README.md").read_text()
     relu_line = next(l for l in committed.splitlines() if l.startswith("Measured with ReLU"))
-    ours = readme.walk(doc, mf).replace(next(l for l in readme.walk(doc, mf).splitlines()
+    ours = readme.render("walk", doc, mf).replace(next(l for l in readme.render("walk", doc, mf).splitlines()
                                              if l.startswith("No ReLU walk was exported")), relu_line)
     assert ours == committed

@@ -130,7 +130,7 @@ def test_committed_readme_is_written_from_its_numbers():
     test pins those bit for bit); the answer to the lab's why is stated from them."""
     doc = json.loads((COMMITTED / "results.json").read_text())
     mf = json.loads((COMMITTED / "manifest.json").read_text())
-    assert (COMMITTED / "README.md").read_text() == readme.scaling(doc, mf)
+    assert (COMMITTED / "README.md").read_text() == readme.render("scaling", doc, mf)
     s = scaling_series(doc)
     i = doc["dot"]["widths"].index(512)
     assert s["dot/1_over_sqrt_n/var"][i] == pytest.approx(1, rel=0.05)

@@ -14,8 +14,6 @@ import jinja2
 
 from initstudy import studies
 from initstudy.core import inits
-from initstudy.studies.ablate.readme import PLATEAU_WINDOW, leaves  # noqa: F401 (the numbers behind lab 01's prose)
-from initstudy.studies.walk.readme import walk_spread  # noqa: F401 (the numbers behind lab 00's prose)
 
 
 def g(x, digits=4) -> str:
@@ -67,26 +65,3 @@ def render(name: str, doc: dict, manifest: dict, *args, **extra) -> str:
 def label(init: str) -> str:
     """An init's name as the tables print it (e.g. 'xavier N(0, 1/n)')."""
     return inits.INITS[init].label if init in inits.INITS else init
-
-
-# --- each lab folder's README by the name its tests call it (export calls render)
-
-def walk(doc: dict, mf: dict, relu_doc: dict | None = None, relu_runs=()) -> str:
-    """projects/10-variance-walk/README.md (relu_doc, relu_runs: the ReLU walk exported beside it)."""
-    return render("walk", doc, mf, relu_doc=relu_doc, relu_runs=relu_runs)
-
-
-def ablate(doc: dict, mf: dict) -> str:
-    """projects/10-init-matters/README.md."""
-    return render("ablate", doc, mf)
-
-
-def scaling(doc: dict, mf: dict) -> str:
-    """projects/02-why-sqrt-n/README.md: the lab's "why", answered from the measured numbers."""
-    return render("scaling", doc, mf)
-
-
-def trainability(doc: dict, mf: dict) -> str:
-    """projects/20-trainability/README.md: what mean-field theory predicted, where the measured diagram
-    agrees with it and where (and by how much) it does not; every number from phase.json."""
-    return render("phase", doc, mf)
