@@ -65,6 +65,8 @@ def test_bad_grids_are_refused_in_the_config(raw, words):
     ("transfer", ["--widths", "64,1e3"], "integers"), ("transfer", ["--depth", "1"], "hidden layer"),
     ("coordcheck", ["--optimizer", "adagrad"], "optimizer"), ("coordcheck", ["--widths", "32,64"], "base_width"),
     ("coordcheck", ["--widths", "64,12.5"], "integers"), ("coordcheck", ["--depth", "1"], "hidden layer"),
+    ("transfer", ["--mup_readout", "ones"], "mup_readout must be one of scaled, zero"),
+    ("ablate", ["--param", "sp", "--mup_readout", "zero"], "mup_readout=zero is muP's output init"),
 ])
 def test_refused_through_the_command_line_with_one_line(entry, argv, words, capsys):
     """The command `mlflow run -e ENTRY` runs, in this process: exit 2, one line, before any run."""

@@ -6,6 +6,7 @@ line by line and its closed form under a constant gradient; the nn.py reference 
 bit for bit; Monte Carlo for the init variances.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -201,6 +202,9 @@ def test_ntk_function_at_init_equals_sp():
     (dict(param="mup", width=32), "needs width >= base_width (64)"),
     (dict(param="mup", depth=1), "needs a hidden layer"),
     (dict(base_width="0"), "base_width must be >= 1"),
+    (dict(param="mup", mup_readout="ones"), "mup_readout must be one of scaled, zero"),
+    (dict(param="sp", mup_readout="zero"), "mup_readout=zero is muP's output init"),
+    (dict(param="ntk", mup_readout="zero"), "param=ntk keeps its own"),
 ])
 def test_refusals(raw, msg):
     from initstudy.core.config import parse
@@ -212,3 +216,82 @@ def test_multipliers_as_params():
     ps = P.as_params(P.layers("mup", "adam", [40, 256, 256, 10], 64))
     assert ps == {"param.kind": "input,hidden,output", "param.init_std": "1,1,0.5", "param.forward_mult": "1,1,1",
                   "param.lr_weight": "1,0.25,0.25", "param.lr_bias": "1,1,1"}
+
+
+def test_mup_zero_readout_is_exactly_zero_and_the_other_draws_stay():
+    """TP V Table 3, output weights "or zero": the readout is +0.0 everywhere, so the logits are exactly 0 at
+    init; the hidden layers' draws are those of the scaled readout (the readout is still drawn, then dropped)."""
+    for width in (64, 256):
+        c = AblateConfig(depth=3, width=width, input_dim=8, classes=3, n_train=16, batch=16, param="mup",
+                         mup_readout="zero", dtype="float32")
+        zero, scaled = (ablate.build_model(c, "kaiming"), ablate.build_model(replace(c, mup_readout="scaled"), "kaiming"))
+        w = zero.linears[-1].weight
+        assert np.all(w == 0) and not np.signbit(w).any() and np.any(scaled.linears[-1].weight != 0)
+        for a, b in zip(zero.linears[:-1], scaled.linears[:-1]):
+            assert np.array_equal(a.weight, b.weight)
+        ds = ablate.dataset(c)
+        core = ablate.make_core(c, "kaiming", ds)
+        loss, _ = core.loss(ds.x_train, ds.y_train, np.arange(16))
+        assert np.all(core.h[-1] == 0) and float(loss) == pytest.approx(math.log(3), rel=1e-6)
+    assert P.as_params(c.layers())["param.init_std"] == "1,1,0"
+
+
+def test_mup_zero_readout_first_sgd_step_by_hand():
+    """At init the logits are 0: softmax p = 1/C, dL/dz = (1/C - onehot(y)) / B. The readout is 0, so nothing
+    reaches the hidden layers: the first SGD step moves the readout alone, W3 = -(eta/m) h2^T dz (Table 3's
+    output lr) and b3 = -(eta m) sum_batch dz (the bias column's eta m); the rest keeps its init. Widths 64, 256."""
+    lr, C, B = 0.05, 3, 16
+    for width in (64, 256):
+        m = width / 64
+        c = AblateConfig(depth=3, width=width, input_dim=8, classes=C, n_train=B, batch=B, steps=1, lr=lr,
+                         dtype="float64", param="mup", mup_readout="zero", optimizer="sgd", momentum=0.9)
+        ds = ablate.dataset(c)
+        core = ablate.make_core(c, "kaiming", ds)
+        W0 = [w.copy() for w in core.W]
+        idx = next(data.batch_stream(c.data_seed, c.n_train, c.batch))
+        _, dlogits = core.loss(ds.x_train, ds.y_train, idx)
+        core.backward_update(dlogits)
+        h2 = np.maximum(np.maximum(ds.x_train[idx] @ W0[0], 0) @ W0[1], 0)  # biases 0 at init
+        dz = np.full((B, C), 1 / C)
+        dz[np.arange(B), ds.y_train[idx]] -= 1
+        dz /= B
+        np.testing.assert_allclose(core.W[2], -(lr / m) * h2.T @ dz, rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(core.b[2], -(lr * m) * dz.sum(0), rtol=1e-12, atol=1e-16)
+        for i in (0, 1):
+            assert np.array_equal(core.W[i], W0[i]) and np.all(core.b[i] == 0)
+        assert np.any(core.W[2] != 0)
+
+
+def test_mup_readout_reaches_the_mup_cells_only():
+    """transfer and coordcheck: mup_readout=zero is the muP cells'; an SP cell of the same grid keeps its readout."""
+    from initstudy.studies.coordcheck import compute as CC
+    from initstudy.studies.transfer import compute as T
+
+    tc = T.TransferConfig(widths="64,128", lrs="-8:-7", seeds="0", mup_readout="zero")
+    tc.validate()
+    assert tc.cell("mup", 128, -8.0, 0).ablate_config().layers()[-1].init_std == 0
+    assert tc.cell("sp", 128, -8.0, 0).ablate_config().layers()[-1].init_std == 1
+    cc = CC.CoordConfig(widths="64,128", mup_readout="zero")
+    cc.validate()
+    assert [cc.run_config(p, 128, 0).mup_readout for p in ("sp", "mup")] == ["scaled", "zero"]
+
+
+def test_coordcheck_with_mup_zero_readout(tmp_path):
+    """muP's zero readout in the coordinate check: logits exactly 0 at t = 1 at every width (the claim 'zero',
+    no slope: log2 0), every other muP slope flat; coord.json, the metrics and coord.png take the zero rows."""
+    from initstudy.record import results
+    from initstudy.studies.coordcheck import compute as CC, job, plots
+
+    config = CC.CoordConfig(widths="64,128,256,512", seeds="0", steps=3, mup_readout="zero")
+    config.validate()
+    rows = CC.run(config)
+    doc = job.document(config, rows)
+    v = {(s["param"], s["module"], s["t"]): s for s in doc["verdict"]["slopes"]}
+    assert all(r["l1"] == 0 for r in rows if (r["param"], r["module"], r["t"]) == ("mup", "logits", 1))
+    assert v[("mup", "logits", 1)]["predicted"] == "zero" and v[("mup", "logits", 1)]["holds"] is True
+    assert all(s["holds"] for k, s in v.items() if k[0] == "mup")
+    assert doc["verdict"]["agrees"] and ("slope_mup_logits", v[("mup", "logits", 2)]["slope"], 2) in job.metrics(doc["verdict"])
+    assert not [m for m in job.metrics(doc["verdict"]) if not math.isfinite(m[1])]
+    assert '"predicted": "zero"' in results.dumps(doc)
+    plots.coord(rows, doc, tmp_path / "coord.png")
+    assert (tmp_path / "coord.png").stat().st_size > 10_000

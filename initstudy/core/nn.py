@@ -358,8 +358,8 @@ class MLP(Sequential):
         for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == depth - 1
             w = inits.sample_weights(init, rng, fan_in, fan_out, gain) * (last_layer_scale if last else 1.0)
-            if scales is not None:
-                w = w * scales[i]
+            if scales is not None:  # drawn even at scale 0 (muP's zero readout): the other layers' draws stay
+                w = w * scales[i] if scales[i] else np.zeros_like(w)  # +0.0, not -0.0 * a negative draw
             layers.append(Linear(w.astype(dtype), mult=None if mults is None else mults[i]))
             if not last:
                 if norm == "batchnorm":

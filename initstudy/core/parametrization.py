@@ -4,7 +4,8 @@ Yang et al. 2022, "Tensor Programs V" (arXiv 2203.03466), Table 3, with m = widt
 width multiplier; m = 1 at base_width, where muP equals SP):
 
     |          | input weights, all biases | hidden weights       | output weights                   |
-    | init Var | 1/fan_in                  | 1/fan_in             | muP 1/(fan_in m)  (SP 1/fan_in)  |
+    | init Var | 1/fan_in                  | 1/fan_in             | muP 1/(fan_in m), or zero        |
+    |          |                           |                      |                   (SP 1/fan_in)  |
     | SGD lr   | muP eta m   (SP eta)      | eta                  | muP eta/m         (SP eta)       |
     | Adam lr  | eta                       | muP eta/m (SP eta)   | muP eta/m         (SP eta)       |
 
@@ -13,7 +14,9 @@ draw times sqrt(fan_in): N(0, 1) for Var 1/fan_in); lr eta everywhere (Jacot et 
 
 The init's own constant stays (kaiming's 2/fan_in, xavier's 1/fan_in): a parametrization says how a
 layer scales with width, so it multiplies the init's variance by the table's width factor (as mup's
-set_base_shapes rescales a model's own init). Biases start at zero, as our SP's do.
+set_base_shapes rescales a model's own init). Biases start at zero, as our SP's do. mup_readout picks
+muP's output init: "scaled" (Var 1/(fan_in m)) or "zero" (the table's "or zero"; TP V's own experiments
+and mup's MuReadout(readout_zero_init=True)); it is muP's choice only, SP and NTK keep theirs.
 """
 import math
 from dataclasses import asdict, dataclass
@@ -23,6 +26,7 @@ from initstudy.core.config import ConfigError, one_of
 PARAMS = ("sp", "ntk", "mup")
 OPTIMIZERS = ("sgd", "adam")
 KINDS = ("input", "hidden", "output")
+MUP_READOUTS = ("scaled", "zero")  # muP's output init: Var 1/(fan_in m), or zero
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,14 @@ def width_mult(width: int, base_width: int) -> float:
     return width / base_width
 
 
-def check(param: str, optimizer: str, depth: int, width: int, base_width: int):
+def check(param: str, optimizer: str, depth: int, width: int, base_width: int, mup_readout: str = "scaled"):
     """One line (ConfigError) for a combination that has no meaning."""
     one_of("param", param, PARAMS)
     one_of("optimizer", optimizer, OPTIMIZERS)
+    one_of("mup_readout", mup_readout, MUP_READOUTS)
+    if mup_readout == "zero" and param != "mup":
+        raise ConfigError(f"mup_readout=zero is muP's output init (TP V Table 3: 1/(fan_in m), or zero); "
+                          f"param={param} keeps its own (Var 1/fan_in)")
     if base_width < 1:
         raise ConfigError(f"base_width must be >= 1, got {base_width!r}")
     if param == "mup" and depth < 2:
@@ -58,10 +66,10 @@ def check(param: str, optimizer: str, depth: int, width: int, base_width: int):
                           f"the net below the one its lr was tuned on; got width={width}")
 
 
-def init_var_factor(param: str, kind: str, m: float) -> float:
+def init_var_factor(param: str, kind: str, m: float, mup_readout: str = "scaled") -> float:
     """Table 3, row "init Var", as a factor on the init's variance."""
     if param == "mup" and kind == "output":
-        return 1 / m  # muP 1/(fan_in m)
+        return 0.0 if mup_readout == "zero" else 1 / m  # muP 1/(fan_in m), or zero
     return 1.0  # 1/fan_in (input, hidden; SP and NTK output)
 
 
@@ -81,7 +89,7 @@ def adam_lr(param: str, kind: str, m: float) -> tuple[float, float]:
     return weight, 1.0  # biases: eta
 
 
-def layers(param: str, optimizer: str, dims: list[int], base_width: int) -> list[Layer]:
+def layers(param: str, optimizer: str, dims: list[int], base_width: int, mup_readout: str = "scaled") -> list[Layer]:
     """Per Linear layer (dims = [input_dim, width, ..., width, classes]): its kind and multipliers."""
     width = dims[1]
     m = width_mult(width, base_width)
@@ -89,7 +97,7 @@ def layers(param: str, optimizer: str, dims: list[int], base_width: int) -> list
     for kind, fan_in in zip(kinds(len(dims) - 1), dims[:-1]):
         lr_w, lr_b = (sgd_lr if optimizer == "sgd" else adam_lr)(param, kind, m)
         ntk = param == "ntk"
-        out.append(Layer(kind, math.sqrt(fan_in) if ntk else math.sqrt(init_var_factor(param, kind, m)),
+        out.append(Layer(kind, math.sqrt(fan_in) if ntk else math.sqrt(init_var_factor(param, kind, m, mup_readout)),
                          1 / math.sqrt(fan_in) if ntk else 1.0, lr_w, lr_b))
     return out
 

@@ -53,6 +53,7 @@ class AblateConfig:
     diag_every: int = 10
     param: str = "sp"  # sp | ntk | mup: how init and lr scale with width (core/parametrization.py)
     base_width: int = 64  # the width at which mup equals sp (m = width / base_width)
+    mup_readout: str = "scaled"  # mup's output init: scaled (Var 1/(fan_in m)) | zero (TP V Table 3's "or zero")
     optimizer: str = "sgd"  # sgd (momentum) | adam (b1 0.9, b2 0.999, eps 1e-8; momentum unused)
     arch: str = "mlp"  # mlp, or resnet: depth blocks x_{l+1} = x_l + alpha B(x_l) between input and readout (core/resnet.py)
     branch: str = ""  # resnet's branch scheme (resnet.BRANCHES); empty: none
@@ -83,7 +84,7 @@ class AblateConfig:
         one_of("activation", self.activation, tuple(nn.ACTIVATIONS))
         one_of("norm", self.norm, NORMS)
         one_of("dtype", self.dtype, DTYPES)
-        P.check(self.param, self.optimizer, self.depth, self.width, self.base_width)
+        P.check(self.param, self.optimizer, self.depth, self.width, self.base_width, self.mup_readout)
         resnet.check_arch(self.arch, self.branch, self.branch_layers)
         if self.arch == "resnet" and self.param != "sp":
             raise ConfigError(f"param={self.param} scales the Linears of a plain MLP (core/parametrization.py); "
@@ -97,7 +98,7 @@ class AblateConfig:
     def layers(self) -> list:
         """Each Linear's parametrization numbers (P.Layer): kind, init std factor, forward mult, lr factors."""
         dims = [self.input_dim] + [self.width] * (self.depth - 1) + [self.classes]
-        return P.layers(self.param, self.optimizer, dims, self.base_width)
+        return P.layers(self.param, self.optimizer, dims, self.base_width, self.mup_readout)
 
     def weight_seed(self, init: str) -> int:
         return seeds.derive_seed(self.seed, f"ablate/weights/{init}")

@@ -8,7 +8,8 @@ width per (param, module, t), over seeds (mean and sd).
 
 What theory predicts (TP V, Table 3 and its desiderata; mup README, "Coord Check"):
 - muP: every hidden layer's slope 0 at every t; the logits' -1/2 at t = 1 (the output init Var
-  1/(fan_in m) shrinks them as 1/sqrt(width), the README's stated exception) and 0 from t = 2;
+  1/(fan_in m) shrinks them as 1/sqrt(width), the README's stated exception) and 0 from t = 2; with
+  mup_readout=zero the logits are exactly 0 at t = 1 (at every width) and flat from t = 2;
 - SP with Adam: from t = 2 the update of the readout adds Theta(width) to the logits (each of the
   width coordinates moves by ~lr, all aligned): slope ~1 (hidden layers grow too, less).
 Pure: CoordConfig in, rows and slopes out.
@@ -39,6 +40,7 @@ class CoordConfig:
     optimizer: str = "adam"
     lr: float = 0.01  # larger than one trains with, as mup's README advises
     base_width: int = 64
+    mup_readout: str = "scaled"  # muP's output init: scaled (Var 1/(fan_in m)) | zero; SP keeps its own
     depth: int = 3  # Linear layers: 2 hidden
     activation: str = "relu"
     init: str = "lecun_normal"  # Var 1/fan_in, Table 3's
@@ -71,7 +73,8 @@ class CoordConfig:
         c = ablate.AblateConfig(depth=self.depth, width=width, data=self.data, activation=self.activation,
                                 lr=self.lr, momentum=self.momentum, batch=self.batch, steps=self.steps,
                                 dtype=self.dtype, seed=seed, data_seed=self.data_seed, param=param,
-                                base_width=self.base_width, optimizer=self.optimizer)
+                                base_width=self.base_width, optimizer=self.optimizer,
+                                mup_readout=self.mup_readout if param == "mup" else "scaled")
         c.validate()
         return c
 
@@ -125,15 +128,19 @@ def slopes(rows: list[dict]) -> list[dict]:
         for s in dict.fromkeys(r["seed"] for r in mine):
             pts = sorted((r["width"], r["l1"]) for r in mine if r["seed"] == s)
             per_seed.append(slope([w for w, _ in pts], [v for _, v in pts]))
-        out.append({"param": p, "module": m, "t": t, "slope": float(np.mean(per_seed)),
-                    "slope_sd": float(np.std(per_seed)), "seeds": len(per_seed)})
+        zero = all(r["l1"] == 0 for r in mine)  # every l1 exactly 0 (muP's zero readout at init): no slope
+        out.append({"param": p, "module": m, "t": t, "slope": None if zero else float(np.mean(per_seed)),
+                    "slope_sd": None if zero else float(np.std(per_seed)), "seeds": len(per_seed), "zero": zero})
     return out
 
 
-def predicted(param: str, module: str, t: int, optimizer: str) -> str:
-    """What theory says of a slope: 'flat', 'shrinks' (-1/2) or 'grows'; '' where the check makes no claim."""
+def predicted(param: str, module: str, t: int, optimizer: str, mup_readout: str = "scaled") -> str:
+    """What theory says of a slope: 'flat', 'shrinks' (-1/2) or 'grows'; '' where the check makes no claim;
+    'zero': muP's zero readout gives logits exactly 0 at init, at every width (no slope)."""
     if param == "mup":
-        return "shrinks" if module == "logits" and t == 1 else "flat"
+        if module == "logits" and t == 1:
+            return "zero" if mup_readout == "zero" else "shrinks"
+        return "flat"
     if module == "logits":
         return "flat" if t == 1 else "grows" if optimizer == "adam" else ""
     return "flat" if t == 1 else ""
@@ -141,15 +148,17 @@ def predicted(param: str, module: str, t: int, optimizer: str) -> str:
 
 def holds(s: dict, claim: str) -> bool | None:
     """Does the measured slope (its seed mean) agree with the claim? None where no claim."""
+    if claim == "zero":
+        return s["zero"]
     x = s["slope"]
     if not claim or not math.isfinite(x):
         return None if not claim else False
     return {"flat": abs(x) < FLAT, "shrinks": abs(x + 0.5) < FLAT, "grows": x > GROWS}[claim]
 
 
-def verdict(rows: list[dict], optimizer: str) -> dict:
+def verdict(rows: list[dict], optimizer: str, mup_readout: str = "scaled") -> dict:
     """Every slope with its claim and whether it holds; `agrees`: every claim holds."""
-    table = [{**s, "predicted": (c := predicted(s["param"], s["module"], s["t"], optimizer)), "holds": holds(s, c)}
-             for s in slopes(rows)]
+    table = [{**s, "predicted": (c := predicted(s["param"], s["module"], s["t"], optimizer, mup_readout)),
+              "holds": holds(s, c)} for s in slopes(rows)]
     claims = [s["holds"] for s in table if s["holds"] is not None]
     return {"slopes": table, "claims": len(claims), "claims_held": sum(claims), "agrees": all(claims)}

@@ -43,6 +43,8 @@ def metrics(v: dict) -> list:
     """slope_<param>_<module> and slope_sd_<param>_<module> at step t; the claims' count."""
     out = []
     for s in v["slopes"]:
+        if s["zero"]:  # no slope: every l1 is 0 (muP's zero readout at t = 1)
+            continue
         out += [(f"slope_{s['param']}_{s['module']}", s["slope"], s["t"]),
                 (f"slope_sd_{s['param']}_{s['module']}", s["slope_sd"], s["t"])]
     return out + [("claims", v["claims"], 0), ("claims_held", v["claims_held"], 0), ("agrees", int(v["agrees"]), 0)]
@@ -52,8 +54,9 @@ def document(config: CoordConfig, rows: list) -> dict:
     return {"experiment": EXPERIMENT, "config": to_dict(config), "modules": C.modules(config.depth),
             "widths": config.width_list(), "predictions": {"flat": f"|slope| < {C.FLAT}",
                                                           "shrinks": f"|slope + 0.5| < {C.FLAT}",
-                                                          "grows": f"slope > {C.GROWS}"},
-            "verdict": C.verdict(rows, config.optimizer)}
+                                                          "grows": f"slope > {C.GROWS}",
+                                                          "zero": "every l1 exactly 0"},
+            "verdict": C.verdict(rows, config.optimizer, config.mup_readout)}
 
 
 def run(config: CoordConfig, tracking_uri: str | None = None) -> dict:

@@ -19,6 +19,9 @@ def coord(rows: list, doc: dict, path):
             for m, col in zip(mods, colors):
                 per = [[r["l1"] for r in rows if (r["param"], r["module"], r["t"], r["width"]) == (p, m, t, w)]
                        for w in widths]
+                if not any(map(any, per)):  # muP's zero readout at t = 1: l1 exactly 0, no point on a log axis
+                    ax.plot([], [], "o-", color=col, ms=3, lw=1.3, label=f"{m} (exactly 0)")
+                    continue
                 y = np.log2([np.mean(v) for v in per])
                 ax.plot(np.log2(widths), y, "o-", color=col, ms=3, lw=1.3,
                         label=f"{m} ({slopes[(p, m, t)]:+.2f})")

@@ -35,6 +35,7 @@ class TransferTraining:
     """What every cell of one study shares."""
     optimizer: str = "adam"
     base_width: int = 64
+    mup_readout: str = "scaled"  # muP cells' output init: scaled (Var 1/(fan_in m)) | zero; SP cells keep theirs
     depth: int = 3  # Linear layers: 2 hidden of `width`
     activation: str = "relu"
     batch: int = 128
@@ -62,7 +63,8 @@ class CellConfig(TransferTraining):
             depth=self.depth, width=self.width, data=self.data, activation=self.activation, lr=2.0**self.log2_lr,
             momentum=self.momentum, batch=self.batch, steps=self.steps, dtype=self.dtype, seed=self.seed,
             data_seed=self.data_seed, param=self.param, base_width=self.base_width, optimizer=self.optimizer,
-            eval_every=self.steps, diag_every=self.steps)
+            mup_readout=self.mup_readout if self.param == "mup" else "scaled", eval_every=self.steps,
+            diag_every=self.steps)
 
     def stream_seeds(self) -> dict:
         return {"data_seed": self.data_seed, "data": data.source(self.data).seed(self.data_seed),
