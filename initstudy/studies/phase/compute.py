@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from initstudy.core import data, fastmlp, inits, nn, seeds, theory
+from initstudy.core import cell, data, fastmlp, inits, nn, seeds, theory
 
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 
@@ -168,23 +168,12 @@ def train_cell(config: CellConfig, init: str = "xavier", ds: data.Dataset | None
     ds = ds or cached_dataset(config)
     core = fastmlp.FastMLP(build_model(config, init, ds.x_train.shape[1], int(ds.y_train.max()) + 1),
                            config.lr, config.momentum, config.batch)
-    batches = data.batch_stream(config.data_seed, len(ds.x_train), config.batch)
-    losses = np.full(config.steps, np.nan)
-    steps_to_nan = None
-    with np.errstate(all="ignore"):  # overflow is an outcome, recorded
-        for s in range(config.steps):
-            loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
-            losses[s] = loss
-            if not np.isfinite(loss):
-                steps_to_nan = s
-                break
-            core.backward_update(dlogits, keep_grads=False)
-        train_loss, train_acc = core.evaluate(ds.x_train, ds.y_train)
-        _, test_acc = core.evaluate(ds.x_val, ds.y_val)
+    r = cell.train(core, ds, config.data_seed, config.batch, config.steps)
+    trained = r.steps_to_nan is None and np.isfinite(r.train_loss)
     return CellResult(init=init, sigma_w2=config.sigma_w2, depth=config.depth, seed=config.seed,
-                      weight_seed=config.weight_seed(init), losses=losses,
-                      final_train_loss=train_loss if steps_to_nan is None and np.isfinite(train_loss) else float("nan"),
-                      train_acc=train_acc, test_acc=test_acc, steps_to_nan=steps_to_nan, **theory_of(config))
+                      weight_seed=config.weight_seed(init), losses=r.losses,
+                      final_train_loss=r.train_loss if trained else float("nan"), train_acc=r.train_acc,
+                      test_acc=r.test_acc, steps_to_nan=r.steps_to_nan, **theory_of(config))
 
 
 # --- the study: a grid of cells ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from initstudy.core import data, seeds
+from initstudy.core import cell, data, seeds
 from initstudy.core import parametrization as P
 from initstudy.studies.ablate import compute as ablate
 from initstudy.studies.phase import compute as phase
@@ -97,23 +97,11 @@ def train_cell(config: CellConfig, init: str = "lecun_normal", ds: data.Dataset 
     c = config.ablate_config()
     ds = ds or phase.cached_dataset(config)
     core = ablate.make_core(c, init, ds)
-    batches = data.batch_stream(config.data_seed, len(ds.x_train), config.batch)
-    losses = np.full(config.steps, np.nan)
-    steps_to_nan = None
-    with np.errstate(all="ignore"):  # overflow is an outcome, recorded
-        for s in range(config.steps):
-            loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
-            losses[s] = loss
-            if not np.isfinite(loss):
-                steps_to_nan = s
-                break
-            core.backward_update(dlogits, keep_grads=False)
-        train_loss, train_acc = core.evaluate(ds.x_train, ds.y_train)
-        _, test_acc = core.evaluate(ds.x_val, ds.y_val)
-    diverged = steps_to_nan is not None or not math.isfinite(train_loss)
+    r = cell.train(core, ds, config.data_seed, config.batch, config.steps)
+    diverged = r.steps_to_nan is not None or not math.isfinite(r.train_loss)
     return CellResult(init=init, param=config.param, width=config.width, log2_lr=config.log2_lr, seed=config.seed,
-                      weight_seed=c.weight_seed(init), losses=losses, train_loss=None if diverged else train_loss,
-                      train_acc=train_acc, test_acc=test_acc, steps_to_nan=steps_to_nan, diverged=diverged)
+                      weight_seed=c.weight_seed(init), losses=r.losses, train_loss=None if diverged else r.train_loss,
+                      train_acc=r.train_acc, test_acc=r.test_acc, steps_to_nan=r.steps_to_nan, diverged=diverged)
 
 
 # --- the study: a grid of cells ------------------------------------------------------------------
