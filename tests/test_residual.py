@@ -148,15 +148,35 @@ def test_committed_folder_readme_and_claims():
                                     "fixup": None}
     assert all(x["diverged"] for x in doc["cells"] if x["model"] == "none")  # every cell, every lr
     t = c["table"]
-    assert [round(t[m]["100"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.48, 0.355, 0.348]
-    assert [round(t[m]["10"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.548, 0.388, 0.477]
+    assert [round(t[m]["100"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.599, 0.552, 0.487]
+    assert [round(t[m]["10"]["test_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.587, 0.536, 0.518]
+    assert [round(t[m]["10"]["test_acc"], 3) for m in ("mlp", "mlp_bn")] == [0.451, 0.422]
+    assert [round(t[m]["100"]["train_acc"], 3) for m in ("sqrt_depth", "zero", "fixup")] == [0.942, 0.702, 0.536]
+    assert all(t[m][d]["lr"] == 0.01 for m in ("sqrt_depth", "zero", "fixup") for d in t[m])  # the set's largest
+    assert [x["label"] for x in doc["cells"] if x["diverged"]] == [  # none everywhere, the MLP + BN at depth 100
+        f"model={m} d{d} s{s} lr={lr}" for m, ds in (("mlp_bn", (100,)), ("none", (10, 50, 100))) for d in ds
+        for s in (0, 1) for lr in (0.003, 0.01)]
+    assert (doc["config"]["width"], doc["config"]["steps"], doc["grid"]["lr"]) == (128, 500, [0.003, 0.01])
+    assert round(doc["timing"]["wall_seconds"]) == 948
     assert len(doc["cells"]) == 72 and all({"arch", "branch", "norm", "depth", "seed", "lr", "train_acc", "test_acc",
                                             "diverged"} <= set(x) for x in doc["cells"])
 
 
+@pytest.mark.fast
+def test_readme_and_docs_state_the_committed_numbers():
+    """README.md's and docs/residual.md's sentences on the grid carry projects/40-residual's numbers."""
+    t = json.loads((FOLDER / "residual.json").read_text())["claims"]["table"]
+    said = [f"{t[m]['100']['test_acc']:.3f}" for m in ("sqrt_depth", "zero", "fixup")]
+    said += [f"{t[m]['10']['test_acc']:.3f}" for m in ("sqrt_depth", "zero", "fixup", "mlp", "mlp_bn")]
+    docs = (REPO / "docs" / "residual.md").read_text()
+    assert all(x in docs for x in said) and "948 s wall" in docs and "500 steps" in docs, said
+    top = (REPO / "README.md").read_text()
+    assert all(x in top for x in said[:3]) and "500 steps" in top
+
+
 def test_committed_cell_reproduces():
     """One committed cell (depth 10, Fixup) re-trained from the folder: bit for bit."""
-    label = "model=fixup d10 s0 lr=0.05"
+    label = "model=fixup d10 s0 lr=0.01"
     proc = subprocess.run([sys.executable, str(FOLDER / "residual.py"), "--cells", label], cwd=REPO,
                           capture_output=True, text=True, timeout=900, env=SCRIPT_ENV)
     assert proc.returncode == 0 and "reproduced bit for bit: 1 cell of 72" in proc.stdout, proc.stdout + proc.stderr

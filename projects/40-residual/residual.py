@@ -2,7 +2,7 @@
 cell's numbers in residual.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
 
     python residual.py                                       # every cell: costs what the study cost
-    python residual.py --cells "model=fixup d10 s0 lr=0.05"  # chosen cells by label, comma-separated
+    python residual.py --cells "model=fixup d10 s0 lr=0.01"  # chosen cells by label, comma-separated
     python residual.py --tolerance 1e-6                      # another machine: relative tolerance
 """
 import sys

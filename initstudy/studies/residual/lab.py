@@ -6,7 +6,7 @@ SCRIPT = '''"""Re-train the cells of the residual study from the manifest.json b
 cell's numbers in residual.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
 
     python {script}                                       # every cell: costs what the study cost
-    python {script} --cells "model=fixup d10 s0 lr=0.05"  # chosen cells by label, comma-separated
+    python {script} --cells "model=fixup d10 s0 lr=0.01"  # chosen cells by label, comma-separated
     python {script} --tolerance 1e-6                      # another machine: relative tolerance
 """
 import sys

@@ -26,4 +26,6 @@ def numbers(doc: dict, mf: dict) -> dict:
             "deepest": cl["deepest"], "shallowest": cl["shallowest"], "versus": versus,
             "fail_from": [{"label": LABELS[m], "depth": d} for m, d in cl["fail_from_depth"].items() if d is not None],
             "growth": growth, "trained_acc": residual.TRAINED_ACC, "timing": t,
+            "edge": [LABELS[m] for m in cl["train_at_deepest"]
+                     if all(v["lr"] == max(g["lr"]) for v in cl["table"][m].values())],
             "diverged": sum(x["diverged"] for x in doc["cells"])}
