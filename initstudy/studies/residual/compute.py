@@ -7,15 +7,16 @@ phase study's cells), trained `steps` SGD steps with momentum, then evaluated on
             mlp_bn      the same with BatchNorm after each hidden Linear (lab 03's)
             none, sqrt_depth, zero, fixup   a resnet of `depth` blocks (core/resnet.py), that branch scheme
 The init (kaiming by default: ReLU's) draws every weight; a scheme rescales as core/resnet.py says.
-Pure: CellConfig + init in, CellResult out. Trained in the fast cores (core/fastresnet.py, core/fastmlp.py),
-bit-identical to nn.py's reference (tests/test_fastcore.py); mlp_bn on the reference (no fast BatchNorm).
+Pure: CellConfig + init in, CellResult out; the loop is core/cell.py's (phase's and transfer's). Trained in the
+fast cores (core/fastresnet.py, core/fastmlp.py), bit-identical to nn.py's reference (tests/test_fastcore.py);
+mlp_bn on the reference (no fast BatchNorm).
 """
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from initstudy.core import data, fastmlp, fastresnet, inits, nn, resnet, seeds
+from initstudy.core import cell, data, fastmlp, fastresnet, inits, nn, resnet, seeds
 from initstudy.core.config import ConfigError, at_least, one_of, positive
 from initstudy.studies.ablate.compute import ReferenceCore
 from initstudy.studies.phase.compute import cached_dataset
@@ -118,20 +119,8 @@ def train_cell(config: CellConfig, init: str = "kaiming", ds: data.Dataset | Non
     check_init(init)
     ds = ds or cached_dataset(config)
     core = make_core(config, build_model(config, init, ds.x_train.shape[1], int(ds.y_train.max()) + 1))
-    batches = data.batch_stream(config.data_seed, len(ds.x_train), config.batch)
-    losses = np.full(config.steps, np.nan)
-    steps_to_nan = None
-    with np.errstate(all="ignore"):  # overflow is an outcome, recorded
-        for s in range(config.steps):
-            loss, dlogits = core.loss(ds.x_train, ds.y_train, next(batches))
-            losses[s] = loss
-            if not np.isfinite(loss):
-                steps_to_nan = s
-                break
-            core.backward_update(dlogits)
-        _, train_acc = core.evaluate(ds.x_train, ds.y_train)
-        _, test_acc = core.evaluate(ds.x_val, ds.y_val)
-    return CellResult(init, config.weight_seed(init), losses, train_acc, test_acc, steps_to_nan)
+    r = cell.train(core, ds, config.data_seed, config.batch, config.steps)
+    return CellResult(init, config.weight_seed(init), r.losses, r.train_acc, r.test_acc, r.steps_to_nan)
 
 
 # --- the study: a grid of cells ------------------------------------------------------------------
