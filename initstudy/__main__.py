@@ -1,4 +1,4 @@
 from initstudy.run.cli import console
 
-if __name__ == "__main__":  # a spawned worker (initstudy.run.parallel) imports this module too
+if __name__ == "__main__":  # a spawned Dask worker (run/engine.py, off Linux) imports this module too
     console()

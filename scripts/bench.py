@@ -33,7 +33,8 @@ from initstudy.studies.ablate import compute as ablate
 
 from initstudy.core import data, fastmlp
 
-from initstudy.run import parallel
+from initstudy.run import engine
+from initstudy.studies.ablate.trainings import Trainings
 
 from initstudy.record import provenance
 
@@ -476,9 +477,12 @@ def bench_scale(quick):
     names = ["uniform", "xavier", "kaiming"]
     ds = ablate.dataset(config)
     results = {}
+    t0 = time.perf_counter()
+    import distributed  # noqa: F401 (once per command: timed apart, else the first round's first contender pays it)
+    dask_import = time.perf_counter() - t0
 
-    def workers(key, inits):  # only the trainings in their workers, start included
-        with parallel.Trainings(config, ds, inits) as tr:
+    def workers(key, inits):  # only the trainings on the engine's LocalCluster, its start included
+        with Trainings(config, ds, inits) as tr:
             results[key] = tr.results()
 
     def sequential():
@@ -493,13 +497,16 @@ def bench_scale(quick):
     seq, par = results["sequential"], results["parallel"]
     same = all(np.array_equal(seq[n].losses, par[n].losses, equal_nan=True) for n in names)
     ratio = walls["parallel"] / walls["sequential"]
+    with_import = (walls["parallel"] + dask_import) / walls["sequential"]
     per_init = {n: r.outcome for n, r in seq.items()}
     rows = [
         (f"three inits, {steps} steps, sequential in process ({', '.join(f'{k} {v}' for k, v in per_init.items())})",
          fmt(walls["sequential"], " s"), ""),
-        (f"same, {parallel.workers_for(3)} worker processes incl. their start (bit-identical: {same})",
+        (f"same, on a LocalCluster of {engine.workers_for(3)} workers incl. its start (bit-identical: {same})",
          fmt(walls["parallel"], " s"), ""),
         ("parallel / sequential, paired per round (target <= 0.6)", fmt(ratio, prec=3), verdict(ratio, "parallel")),
+        (f"Dask's import, once per command ({dask_import:.2f} s): (parallel + it) / sequential",
+         fmt(with_import, prec=3), verdict(with_import, "parallel")),
         ("bound: kaiming alone in one worker (other core idle)", fmt(walls["alone"], " s"), ""),
         ("bound: xavier and kaiming in two workers at once (both cores busy)", fmt(walls["pair"], " s"), ""),
         ("two busy cores slow each other: pair / alone, per round", fmt(walls["pair"] / walls["alone"]), ""),

@@ -1,4 +1,4 @@
-"""The fast training core gives the reference's bits; init=all in worker processes gives the sequential bits.
+"""The fast training core gives the reference's bits; init=all on the engine's workers gives the sequential bits.
 
 The oracle is the straightforward loop written here with nn.py only (forward, cross_entropy,
 backward, SGD.step, diagnostics.layer_stats on the reference model), independent of ablate.run_core
@@ -8,8 +8,10 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 import threadpoolctl
 
@@ -19,7 +21,8 @@ from initstudy.core import data, diagnostics, fastmlp, fastresnet, nn, resnet
 
 from initstudy.record import keys
 
-from initstudy.run import parallel
+from initstudy.run import engine
+from initstudy.studies.ablate.trainings import Trainings
 from initstudy.studies.ablate.compute import AblateConfig
 
 
@@ -112,14 +115,15 @@ def test_train_uses_the_fast_core_and_keeps_batchnorm_on_the_reference():
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
-def test_parallel_inits_are_bit_identical_to_sequential(start):
+def test_parallel_inits_are_bit_identical_to_sequential(start, monkeypatch):
     if start not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {start} on this platform")
+    monkeypatch.setattr(engine, "FORK", start == "fork")  # the LocalCluster's workers, forked or spawned
     config = AblateConfig(steps=25, depth=5, width=64, input_dim=32)
     ds = ablate.dataset(config)
     names = ["uniform", "xavier", "kaiming"]
     seen = {n: [] for n in names}
-    with parallel.Trainings(config, ds, names, start=start) as t:
+    with Trainings(config, ds, names) as t:
         par = t.results({n: (lambda s, v, n=n: seen[n].append((s, v))) for n in names})
     assert list(par) == names
     for n in names:
@@ -134,53 +138,80 @@ def test_parallel_inits_are_bit_identical_to_sequential(start):
         assert steps == list(range(len(steps))) and len(steps) == np.sum(~np.isnan(seq.losses))
 
 
-def test_workers_are_forked_on_linux_only_while_the_process_has_no_thread():
-    """A forked worker is ready in ~13 ms against ~150 spawned; a fork beside another thread could
-    copy a lock that thread held, so then (and off Linux) the workers are spawned."""
-    code = ("import threading, time; from initstudy.run import parallel; a = parallel.training_context().get_start_method(); "
-            "threading.Thread(target=time.sleep, args=(1,), daemon=True).start(); "
-            "print(a, parallel.training_context().get_start_method())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == (["fork", "spawn"] if sys.platform == "linux" else ["spawn", "spawn"])
+def test_engine_workers_are_forked_on_linux_only():
+    """A forked LocalCluster worker is ready in ~0.45 s against ~3.7 spawned (run/engine.FORK): it holds
+    what its parent imported before the cluster started; off Linux it is spawned and does not."""
+    code = ("import sys, types; sys.modules['initstudy_fork_mark'] = types.ModuleType('initstudy_fork_mark')\n"
+            "from initstudy.run import engine\n"
+            "if __name__ == '__main__':\n"
+            "    with engine.Engine(1) as e:\n"
+            "        print(engine.FORK, e.submit(lambda: 'initstudy_fork_mark' in sys.modules).result(timeout=120))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == (["True", "True"] if sys.platform == "linux" else ["False", "False"])
 
 
 def test_a_failing_worker_raises_in_the_parent():
     config = AblateConfig(steps=5, depth=3, width=16, input_dim=8)
-    with parallel.Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
+    with Trainings(config, ablate.dataset(config), ["no-such-init"]) as t:
         with pytest.raises(Exception, match="no-such-init"):
             t.results()
 
 
-def test_figures_are_drawn_in_the_figure_worker_once_it_is_ready_and_here_otherwise():
-    """start_figures() starts the figure worker while an init still trains; until it has loaded
-    matplotlib, and when every init has trained before the job got there, the parent draws."""
+def test_a_training_whose_worker_dies_is_run_again_and_each_point_reaches_the_parent_once():
+    """SIGKILL the worker training an init after its first chunk arrived: the scheduler runs the task
+    again on the other worker (engine.ALLOWED_FAILURES), which sends steps 0.. again; on_step still sees
+    every step once, in order, and the result is the sequential one."""
+    import signal as sig
+
+    config = AblateConfig(steps=1500, depth=3, width=32, input_dim=16)
+    ds = ablate.dataset(config)
+    seen, killed = [], []
+    with Trainings(config, ds, ["kaiming"], workers=2) as t:
+        pids = t.engine.client.run(os.getpid)  # {worker address: pid}
+        future = t.pending["kaiming"]
+
+        def on_step(s, v):
+            seen.append((s, v))
+            if not killed:
+                worker = next(w for w, keys in t.engine.client.processing().items() if future.key in keys)
+                killed.append(pids[worker])
+                os.kill(pids[worker], sig.SIGKILL)
+        r = t.results({"kaiming": on_step})["kaiming"]
+    assert killed, "the worker was never killed"
+    assert [s for s, _ in seen] == list(range(config.steps))
+    seq = ablate.train(config, "kaiming", ds)
+    assert same(r.losses, seq.losses) and same(np.array([v for _, v in seen]), seq.losses)
+
+
+def test_figures_are_drawn_on_a_worker_that_started_like_every_engine_worker():
+    """draw() runs on a worker of the trainings' cluster: its BLAS has one thread (start_worker, and the
+    environment it started in), this process's environment is as it was, the figure has the bytes it
+    has here, and the workers end with the block."""
     from initstudy.studies.ablate.job import diagnostics_png
 
     config = AblateConfig(steps=50, depth=4, width=32, input_dim=16)
     ds = ablate.dataset(config)
     env_before = os.environ.get("OPENBLAS_NUM_THREADS")
-    with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
-        assert t.draw(os.getpid).result() == os.getpid()  # no worker yet
-        t.start_figures()
-        assert t.figures is not None
-        t._figures_ready.result(timeout=120)
-        assert t.draw(os.getpid).result(timeout=120) != os.getpid()
-        # it started with one BLAS thread (no pool of spinning threads taking CPU from the training)
-        # whatever this process has, and left this process's environment as it was
+    with Trainings(config, ds, ["kaiming"]) as t:
+        worker_pid = t.draw(os.getpid).result(timeout=120)
+        assert worker_pid != os.getpid()
         assert {i["num_threads"] for i in t.draw(threadpoolctl.threadpool_info).result(timeout=120)
                 if i["user_api"] == "blas"} == {1}
         assert os.environ.get("OPENBLAS_NUM_THREADS") == env_before
         r = t.results()["kaiming"]
         assert t.draw(diagnostics_png, r).result(timeout=120) == diagnostics_png(r)  # same bytes there as here
-    with parallel.Trainings(config, ds, ["kaiming"], figures=True) as t:
-        t.results()
-        t.start_figures()  # nothing left training: a worker would start after the figure could be drawn
-        assert t.figures is None and t.draw(os.getpid).result() == os.getpid()
-    with parallel.Trainings(config, ds, ["kaiming"]) as t:  # figures=False: never a figure worker
-        t.start_figures()
-        assert t.figures is None
-        t.results()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not gone(worker_pid):
+        time.sleep(0.1)
+    assert gone(worker_pid)  # the worker ended with the block
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_streamed_recording_logs_every_point_once(store, monkeypatch):

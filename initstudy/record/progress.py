@@ -29,8 +29,8 @@ def bar(total: int, desc: str, unit: str = "it", delay: float = 0.0):
     """A tqdm bar for `total` units, on stderr; close it (or use `with`)."""
     from tqdm import tqdm
 
-    # no monitor thread: a process with a thread spawns its training workers (~150 ms) instead of forking
-    # them (initstudy.run.parallel.training_context), and the bar is made before they start
+    # no monitor thread: the bar is made before the engine forks its workers (run/engine.FORK), and a
+    # thread of ours there would be one more to copy
     tqdm.monitor_interval = 0
     tty = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr if tty else _Lines(sys.stderr),

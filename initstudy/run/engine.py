@@ -5,22 +5,87 @@ that imports Dask.
     with Engine(scheduler="tls://host:8786", security=...): # a cluster started with `dask scheduler/worker`
         for i, result, error in engine.map(fn, [args, ...]): ...   # in completion order (as_completed)
 
-Workers get a function and plain arguments and return plain results; every worker pins its BLAS to
-one thread before computing (a worker plugin). At most as many tasks are submitted as the cluster
-has threads, so no task waits queued on a worker behind another: a worker that dies takes only the
-task it was running, which the scheduler then runs elsewhere, up to ALLOWED_FAILURES times more.
+        futures, inbox = engine.stream(fn, [args, ...])         # fn(*args, send): messages while it computes
+
+Workers get a function and plain arguments and return plain results; every worker starts the same
+way (start_worker: BLAS pinned to one thread, warmed up) before computing, so a task gives the bits
+it gives in process. map() submits at most as many tasks as the cluster has threads, so no task waits
+queued on a worker behind another: a worker that dies takes only the task it was running, which the
+scheduler then runs elsewhere, up to ALLOWED_FAILURES times more.
+
+Speed settings (each measured on the 2-core machine; the bench is scripts/bench.py):
+- LocalCluster workers are forked on Linux (FORK: ~0.45 s against ~3.7 s for a cluster of 2).
+- A worker's start reads nothing it does not compute with: the machine's description (psutil's import
+  and its reads, ~40 ms) is read on a sweep's first task (studies.machine), never for ablate's inits.
 """
 import contextlib
 import importlib.util
 import logging
 import os
+import queue
 import signal
+import sys
 import time
 import uuid
 
 ALLOWED_FAILURES = 2  # a task whose worker dies is tried 1 + 2 times, then fails (distributed's KilledWorker)
 CONNECT_TIMEOUT = 10  # s to reach a scheduler: the command says so within 15 s
 WORKER_TIMEOUT = 30  # s for a running scheduler to have at least one worker
+
+
+# Forked workers inherit the imported numpy and initstudy instead of importing them again: a LocalCluster
+# of 2 workers started in 0.41-0.49 s forked against 3.7-4.0 s spawned (3.2 s forkserver), measured at
+# load 8-10 on the 2 cores (scratch script, median of 2 each). Linux only: macOS's system libraries are
+# not fork-safe. The fork happens on distributed's event-loop thread while the caller waits; the
+# parent has imported no MLflow yet (sweep.run and the ablate job start the engine first).
+FORK = sys.platform == "linux"
+
+_blas_limit = []  # this worker's BLAS thread limit, kept alive for the process
+
+
+def start_worker():
+    """What every worker does once, before its first task (the PinBlas plugin): BLAS pinned to one
+    thread and warmed up with a float64 GEMM (record/provenance), as a run alone does in process,
+    so every task gives the bits it gives there. Ctrl-C is ignored already (Engine.__enter__)."""
+    from initstudy.record import provenance
+
+    if not _blas_limit:
+        _blas_limit.append(provenance.pin_blas_threads())
+        provenance.warm_up_blas()
+
+
+def workers_for(n_tasks: int) -> int:
+    """As many workers as tasks, at most one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(n_tasks, cores))
+
+
+@contextlib.contextmanager
+def one_blas_thread_env():
+    """A process started inside starts its BLAS with one thread (variables of OpenBLAS, OpenMP, MKL).
+    Not threadpoolctl's pin: that comes after numpy's import, and numpy's import starts the BLAS's
+    threads, which spin for a while at the default priority whatever the process's niceness (nice
+    is per thread on Linux). Measured on a spawned figure worker at nice 10, the training's wall minus CPU
+    time over a recorded lab run: 0.08-0.34 s (median 0.13), 0.03-0.12 s (median 0.09) with one thread."""
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    before = {n: os.environ.get(n) for n in names}
+    os.environ.update(dict.fromkeys(names, "1"))
+    try:
+        yield
+    finally:
+        for n, v in before.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
+def _streamed(fn, topic, *args):
+    """A task of Engine.stream, on its worker: fn(*args, send), each message sent as the worker's event."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    return fn(*args, lambda msg: worker.log_event(topic, msg))
 
 
 class EngineError(Exception):
@@ -41,6 +106,7 @@ def _config():
     import dask
 
     return dask.config.set({
+        "distributed.worker.multiprocessing-method": "fork" if FORK else "spawn",
         "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,  # a LocalCluster's scheduler (ours)
         "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
         "distributed.admin.tick.limit": "1h",  # a long training holds the GIL: no event-loop warnings
@@ -49,13 +115,11 @@ def _config():
 
 
 class PinBlas:
-    """Worker plugin: pin BLAS and record the worker's kernel before its first task (studies.start_worker)."""
+    """Worker plugin: start_worker() before the worker's first task."""
     name = "initstudy-pin-blas"
 
     def setup(self, worker):
-        from initstudy import studies
-
-        studies.start_worker()
+        start_worker()
 
 
 class Engine:
@@ -91,8 +155,6 @@ class Engine:
                                       f"start one: dask worker {self.scheduler} --nthreads 1") from None
             else:
                 # workers start with one BLAS thread and ignore Ctrl-C (the parent stops them); both inherited
-                from initstudy.run.parallel import one_blas_thread_env
-
                 old = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
                     with one_blas_thread_env():
@@ -155,6 +217,20 @@ class Engine:
 
         ac = as_completed([submit() for _ in range(min(self.threads(), len(todo)))], loop=self.client.loop)
         return self._arrivals(ac, submit, todo, index, pending)
+
+    def stream(self, fn, tasks: list) -> tuple:
+        """Submit fn(*args, send) for each args now, all at once; (futures in the order of tasks, inbox):
+        every msg a task passes to send(msg) (msgpack-able: lists, dicts, numbers, strings) arrives on
+        the queue.Queue inbox, in the order that task sent them, before its future is done."""
+        topic, inbox = f"initstudy-stream-{uuid.uuid4().hex[:8]}", queue.Queue()
+        self.client.subscribe_topic(topic, lambda event: inbox.put(event[1]))  # before the tasks: none missed
+        futures = [self.client.submit(_streamed, fn, topic, *args, key=f"{getattr(fn, '__name__', 'task')}-{topic}-{i}",
+                                      pure=False) for i, args in enumerate(tasks)]
+        return futures, inbox
+
+    def submit(self, fn, *args):
+        """fn(*args) on a worker, now: a future (its .result() waits)."""
+        return self.client.submit(fn, *args, pure=False)
 
     def lost(self) -> EngineError:
         """The one line for a scheduler that went away mid-sweep (SIGKILL, a lost machine)."""

@@ -3,8 +3,7 @@
 - held(): Ctrl-C and SIGTERM wait until a store write is done (one raised inside MLflow's session
   breaks the request, and the command then blames the store).
 - end_with_launcher(): this command ends (SIGTERM, runs closed KILLED) when the `mlflow run` that
-  launched it does; the kernel's parent-death signal, so no thread (a thread would make ablate's
-  trainings spawn instead of fork: run/parallel.training_context).
+  launched it does; the kernel's parent-death signal, so no thread of ours.
 - owner_tags() / owner_state(): the host, PID and start time of the process holding a run RUNNING,
   so a run whose owner is gone can be told from one that still computes.
 """

@@ -4,7 +4,7 @@ A study is its folder initstudy/studies/<name>/, one entry here and its MLprojec
 names it. An entry names its modules ("package.module" or "package.module:attr") and each loads on
 first use, so `initstudy walk` imports walk's job alone and a sweep worker the numerics only; a test
 may register a study whose parts are objects (register(Study(...))). Nothing here imports MLflow or Dask.
-The worker's task (start_worker, compute) sits here too: a worker imports this module and the numerics only.
+The sweep worker's task (machine, compute) sits here too: a worker imports this module and the numerics only.
 """
 import importlib
 import os
@@ -184,29 +184,28 @@ def face(experiment: str):
 
 # ---- on a worker ----
 
-_worker = {}  # what this worker process computes with: its BLAS (pinned once) and machine
+_machine = {}  # what this worker process computes on: its BLAS and machine, read on its first task
 
 
-def start_worker() -> dict:
-    """BLAS pinned to one thread and warmed up before any computation, as a run alone does; the
-    kernel and machine recorded on every child this worker computes."""
+def machine() -> dict:
+    """The kernel and machine recorded on every child this worker computes. Read on the first task, not
+    at the worker's start (run/engine.start_worker): psutil's import and the reads take ~40 ms that a
+    worker training ablate's inits never needs."""
     from initstudy.record import provenance
 
-    if not _worker:
-        _worker["limit"] = provenance.pin_blas_threads()  # kept alive for the process
-        provenance.warm_up_blas()
-        _worker.update(blas=provenance.blas(), hardware=provenance.hardware())
-    return {"blas": _worker["blas"], "hardware": _worker["hardware"]}
+    if not _machine:
+        _machine.update(blas=provenance.blas(), hardware=provenance.hardware())
+    return dict(_machine)
 
 
 def compute(study: str, config, init: str):
     """A sweep task: (result, the worker's {blas, hardware}, (wall, CPU) seconds of compute measured here)."""
-    machine = start_worker()
+    machine_ = machine()
     _fault_injection(config, init)
     run = STUDIES[study].sweep_part("compute")
     t0, c0 = time.perf_counter(), time.thread_time()
     r = run(config, init)
-    return r, machine, (time.perf_counter() - t0, time.thread_time() - c0)
+    return r, machine_, (time.perf_counter() - t0, time.thread_time() - c0)
 
 
 def _fault_injection(config, init):

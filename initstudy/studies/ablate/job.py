@@ -6,8 +6,9 @@ from initstudy.studies.ablate import compute as ablate_mod
 from initstudy.core import data, inits
 from initstudy.core import parametrization as P
 from initstudy.record import keys, manifest, notes, progress, provenance, results, tracking
-from initstudy.run import parallel
+from initstudy.run import signals
 from initstudy.studies import STUDIES
+from initstudy.studies.ablate.trainings import Trainings
 from initstudy.studies.ablate.record import ablate_json, ablate_summary, note
 from initstudy.studies.ablate.compute import AblateConfig
 from initstudy.core.config import to_dict
@@ -89,7 +90,7 @@ def _diag_title(r) -> str:
 
 
 def diagnostics_png(r) -> bytes:
-    """A single init's diagnostics.png (drawn in the figure worker while the parent records)."""
+    """A single init's diagnostics.png (drawn on a worker while the parent records)."""
     from initstudy.studies.ablate import figures
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +118,7 @@ def _stream(tracker, ids, shown: tuple):
             return
         # a Ctrl-C or SIGTERM waits until the batch is in (an exception inside MLflow's session would
         # break the store for the flush that follows), so a killed run has no gap and no repeat
-        with parallel.signals_held():
+        with signals.held():
             ids.log_partial(tracker)
 
     return on_diag, flush
@@ -184,7 +185,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
     bar = progress.bar(config.steps * len(names), "ablate", "steps", delay=progress.DELAY)  # counts from now
-    trainings = parallel.Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
+    trainings = Trainings(config, ds, names)  # the inits train while MLflow loads
     from initstudy.record import plots  # matplotlib: ~0.4 s, so after the workers have started
     from initstudy.studies.ablate import figures
     with trainings, provenance.pin_blas_threads(), run_set(
@@ -195,7 +196,6 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
-        trainings.start_figures()  # now: its import would compete with MLflow's and the trainings' for 2 cores
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         data_block = data.identity(config.data, config.data_seed, config.shape(), ds)
         on_diag, flush = _stream(tracker, ids, shown_layers(config.stages))
