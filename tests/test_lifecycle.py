@@ -75,8 +75,8 @@ def test_one_cluster_per_sweep_and_the_sweep_ends_with_its_launcher(tmp_path):
                                       and r.info.status == "RUNNING"]) == 2, every=0.5)
         time.sleep(2)  # training
         ours = [p for p in psutil.Process(proc.pid).children(recursive=True) if "initstudy" in " ".join(p.cmdline())]
-        (sweep_proc,) = [p for p in ours if "sweep" in p.cmdline()]
-        workers = [p for p in sweep_proc.children() if "multiprocessing.spawn" in " ".join(p.cmdline())]
+        (sweep_proc,) = [p for p in ours if "sweep" in p.cmdline() and p.parent() not in ours]  # forked workers say sweep too
+        workers = [p for p in sweep_proc.children() if "resource_tracker" not in " ".join(p.cmdline())]
         assert len(workers) == 2, [p.cmdline() for p in sweep_proc.children()]
         proc.send_signal(signal.SIGTERM)  # the launcher only
         proc.communicate(timeout=60)

@@ -41,6 +41,15 @@ WORKER_TIMEOUT = 30  # s for a running scheduler to have at least one worker
 FORK = sys.platform == "linux"
 
 _blas_limit = []  # this worker's BLAS thread limit, kept alive for the process
+_at_fork = []  # the fork hook below, registered once per process
+
+
+def _forked_worker_signals():
+    """A forked worker's signals, as a spawned one's: SIGTERM ends it (the parent's handler would raise
+    inside its event loop and print a traceback), Ctrl-C is ignored (the parent stops it). Also for a
+    worker the nanny forks again after a crash, when the parent's handlers are the run's."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def start_worker():
@@ -155,6 +164,9 @@ class Engine:
                                       f"start one: dask worker {self.scheduler} --nthreads 1") from None
             else:
                 # workers start with one BLAS thread and ignore Ctrl-C (the parent stops them); both inherited
+                if FORK and not _at_fork:
+                    os.register_at_fork(after_in_child=_forked_worker_signals)
+                    _at_fork.append(True)
                 old = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
                     with one_blas_thread_env():
