@@ -471,7 +471,7 @@ def bench_e2e(quick, tmp: Path, config):
 
 # ---------------------------------------------------------------- 5: scale
 
-def bench_scale(quick):
+def bench_scale(quick, walk=True):
     steps, reps = (300, 1) if quick else (1000, 3)
     config = AblateConfig(steps=steps)
     names = ["uniform", "xavier", "kaiming"]
@@ -514,7 +514,7 @@ def bench_scale(quick):
          fmt(walls["pair"] / walls["sequential"]), ""),
     ]
     base = None
-    for width in (256, 512, 1024, 2048, 4096):
+    for width in (256, 512, 1024, 2048, 4096) if walk else ():
         wc = walk.WalkConfig(width=width)
         t = interleaved({"walk": lambda: [walk.run_walk(wc, n) for n in names]}, 1 if quick or width > 1024 else 3)["walk"]
         base = base or np.median(t)
@@ -738,7 +738,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps and repetitions (~2 min)")
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    p.add_argument("--only", default="core,tracking,e2e,scale,sweep,phase,width")
+    p.add_argument("--only", default="core,tracking,e2e,scale,sweep,phase,width",
+                   help="sections; `parallel` is section 5's P4 rows alone (scale without the walk widths)")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     _blas = provenance.pin_blas_threads()
@@ -764,9 +765,9 @@ def main(argv=None):
             if "e2e" in only:
                 t0 = cpu_snapshot()
                 section("4. End to end: `mlflow run`", bench_e2e(args.quick, tmp, config), t0)
-        if "scale" in only:
+        if "scale" in only or "parallel" in only:
             t0 = cpu_snapshot()
-            section("5. Scale", bench_scale(args.quick), t0)
+            section("5. Scale", bench_scale(args.quick, walk="scale" in only), t0)
         if "sweep" in only:
             t0 = cpu_snapshot()
             section("6. Sweep on Dask", bench_sweep(args.quick, tmp), t0)
