@@ -471,7 +471,7 @@ def bench_e2e(quick, tmp: Path, config):
 
 # ---------------------------------------------------------------- 5: scale
 
-def bench_scale(quick, walk=True):
+def bench_scale(quick, widths=True):
     steps, reps = (300, 1) if quick else (1000, 3)
     config = AblateConfig(steps=steps)
     names = ["uniform", "xavier", "kaiming"]
@@ -514,7 +514,7 @@ def bench_scale(quick, walk=True):
          fmt(walls["pair"] / walls["sequential"]), ""),
     ]
     base = None
-    for width in (256, 512, 1024, 2048, 4096) if walk else ():
+    for width in (256, 512, 1024, 2048, 4096) if widths else ():
         wc = walk.WalkConfig(width=width)
         t = interleaved({"walk": lambda: [walk.run_walk(wc, n) for n in names]}, 1 if quick or width > 1024 else 3)["walk"]
         base = base or np.median(t)
@@ -767,7 +767,7 @@ def main(argv=None):
                 section("4. End to end: `mlflow run`", bench_e2e(args.quick, tmp, config), t0)
         if "scale" in only or "parallel" in only:
             t0 = cpu_snapshot()
-            section("5. Scale", bench_scale(args.quick, walk="scale" in only), t0)
+            section("5. Scale", bench_scale(args.quick, widths="scale" in only), t0)
         if "sweep" in only:
             t0 = cpu_snapshot()
             section("6. Sweep on Dask", bench_sweep(args.quick, tmp), t0)
