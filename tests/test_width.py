@@ -88,6 +88,17 @@ def hand_step(x, y, Ws, lrs_w, lrs_b, optimizer):
             [-lr * upd(g) for g, lr in zip(gb, lrs_b)])
 
 
+def one_step(c: AblateConfig):
+    """The real fast core after one step on the first batch: (core, weights before it, dataset, batch indices)."""
+    ds = ablate.dataset(c)
+    core = ablate.make_core(c, "kaiming", ds)
+    before = [w.copy() for w in core.W]
+    idx = next(data.batch_stream(c.data_seed, c.n_train, c.batch))
+    _, dlogits = core.loss(ds.x_train, ds.y_train, idx)
+    core.backward_update(dlogits)
+    return core, before, ds, idx
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_one_step_by_hand_at_two_widths(optimizer):
     """After one step of the real core, each layer's W and b equal the hand step with eta times the
@@ -97,12 +108,7 @@ def test_one_step_by_hand_at_two_widths(optimizer):
         m = width / 64
         c = AblateConfig(depth=3, width=width, input_dim=8, classes=3, n_train=16, batch=16, steps=1, lr=lr,
                          dtype="float64", param="mup", optimizer=optimizer, momentum=0.9)
-        ds = ablate.dataset(c)
-        core = ablate.make_core(c, "kaiming", ds)
-        Ws = [w.copy() for w in core.W]
-        idx = next(data.batch_stream(c.data_seed, c.n_train, c.batch))
-        _, dlogits = core.loss(ds.x_train, ds.y_train, idx)
-        core.backward_update(dlogits)
+        core, Ws, ds, idx = one_step(c)
         if optimizer == "sgd":
             lw, lb = [lr * m, lr, lr / m], [lr * m] * 3
         else:
@@ -245,12 +251,7 @@ def test_mup_zero_readout_first_sgd_step_by_hand():
         m = width / 64
         c = AblateConfig(depth=3, width=width, input_dim=8, classes=C, n_train=B, batch=B, steps=1, lr=lr,
                          dtype="float64", param="mup", mup_readout="zero", optimizer="sgd", momentum=0.9)
-        ds = ablate.dataset(c)
-        core = ablate.make_core(c, "kaiming", ds)
-        W0 = [w.copy() for w in core.W]
-        idx = next(data.batch_stream(c.data_seed, c.n_train, c.batch))
-        _, dlogits = core.loss(ds.x_train, ds.y_train, idx)
-        core.backward_update(dlogits)
+        core, W0, ds, idx = one_step(c)
         h2 = np.maximum(np.maximum(ds.x_train[idx] @ W0[0], 0) @ W0[1], 0)  # biases 0 at init
         dz = np.full((B, C), 1 / C)
         dz[np.arange(B), ds.y_train[idx]] -= 1
