@@ -29,6 +29,12 @@ def numbers(doc: dict, mf: dict) -> dict:
             "wider": wb, "wider_at": ", ".join(f"2^{x:g}" for x in wb["lrs_wider_better"]) or "none",
             "fraction": _g(wb["fraction"], ".2f"),
             "diverged": sum(1 for x in doc["cells"] if x["param"] == p and x["diverged"])})
+    for p, key in zip(params, g["param"]):  # the widest stretch of widths, up to the widest, on one optimum
+        opt = [r["log2_lr"] for r in v["optima"][key]]
+        i = len(opt) - 1
+        while i and opt[i - 1] == opt[-1]:
+            i -= 1
+        p["stays_from"], p["stays_at"] = widths[i], opt[-1]
     sub = refined(doc)
     for p in params:
         p["vertex"] = [_g(x, ".2f") for x in sub[p["key"]][:2]]
@@ -40,6 +46,7 @@ def numbers(doc: dict, mf: dict) -> dict:
             "n_lrs": len(lrs), "step": v["grid_step"], "doublings": doublings, "cells": v["cells"],
             "diverged": v["diverged_cells"], "paper": PAPER, "paper_per_doubling": paper_per_doubling,
             "t": t, "cpu_percent": 100 * t["compute_cpu_seconds"] / max(t["compute_seconds"], 1e-9),
+            "floor_ratio": t["wall_seconds"] / max(t["compute_seconds"] / t["threads"], 1e-9),
             "example": _example(doc), "smaller": smaller, "default_widths": default.widths,
             "command": " ".join(f"-P {k}={v}" for k, v in smaller.items())}
 
