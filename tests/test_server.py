@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +51,15 @@ def timed(fn, *a, **kw):
 def test_everything_through_the_server(server, tmp_path):
     srv, store = server
     assert srv.proc.poll() is None and srv.start_seconds < 90
-    walk, t_walk = timed(mlflow_run, store, "walk", depth=4, width=32)
+    with ThreadPoolExecutor(3) as pool:  # three users at once into the one server (each timed on its own)
+        walk = pool.submit(timed, mlflow_run, store, "walk", depth=4, width=32)
+        ablate = pool.submit(timed, initstudy, "ablate", "--init", "kaiming", "--depth", 3, "--width", 32,
+                             "--input_dim", 32, "--steps", 40, env=store.env())  # what MLproject runs
+        sweep = pool.submit(timed, initstudy, "sweep", "--study", "walk", "--inits", "xavier,kaiming", "--depths",
+                            "3,5", "--seeds", 0, "--workers", 2, env=store.env())  # via `mlflow run`: test_sweep.py
+        (walk, t_walk), (ablate, t_ablate), (sweep, t_sweep) = walk.result(), ablate.result(), sweep.result()
     assert walk.returncode == 0, walk.stderr[-3000:]
-    ablate, t_ablate = timed(initstudy, "ablate", "--init", "kaiming", "--depth", 3, "--width", 32, "--input_dim", 32,
-                             "--steps", 40, env=store.env())  # what MLproject runs; one `mlflow run` start less
     assert ablate.returncode == 0, ablate.stderr[-3000:]
-    sweep, t_sweep = timed(initstudy, "sweep", "--study", "walk", "--inits", "xavier,kaiming", "--depths", "3,5",
-                           "--seeds", 0, "--workers", 2, env=store.env())  # via `mlflow run`: tests/test_sweep.py
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     print(f"\nserver e2e: start {srv.start_seconds:.1f} s, walk {t_walk:.1f} s, ablate {t_ablate:.1f} s, "
           f"sweep {t_sweep:.1f} s")
