@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psutil
@@ -129,15 +130,17 @@ def test_unreachable_scheduler_one_line_no_run(store):
 
 
 def test_bad_grid_refused_before_anything_starts(store):
-    for args, words in ((["--grid", "depth=4;gain=1,0"], ("gain must be > 0",)),
-                        (["--grid", "batch=64,600;n_train=500,1000"], ("grid point", "batch must be <= n_train (500)")),
-                        (["--grid", "init=kaiming;foo=1"], ("'foo' is not a parameter of study=ablate",)),
-                        (["--set", "steps=200", "--steps", "100"], ("steps is given twice",)),
-                        (["--study", "trainability"], ("study must be one of",)),  # "phase" is a study since issue 15
-                        (["--tls-ca-file", "ca.pem"], ("apply to a scheduler=tls://",)),
-                        (["--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", "nowhere.pem"], ("tls_ca_file", "file")),
-                        (["--scheduler", "127.0.0.1"], ("scheduler must be tcp://HOST:PORT",))):
-        proc = initstudy("sweep", *args, env=store.env())
+    cases = ((["--grid", "depth=4;gain=1,0"], ("gain must be > 0",)),
+             (["--grid", "batch=64,600;n_train=500,1000"], ("grid point", "batch must be <= n_train (500)")),
+             (["--grid", "init=kaiming;foo=1"], ("'foo' is not a parameter of study=ablate",)),
+             (["--set", "steps=200", "--steps", "100"], ("steps is given twice",)),
+             (["--study", "trainability"], ("study must be one of",)),  # "phase" is a study since issue 15
+             (["--tls-ca-file", "ca.pem"], ("apply to a scheduler=tls://",)),
+             (["--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", "nowhere.pem"], ("tls_ca_file", "file")),
+             (["--scheduler", "127.0.0.1"], ("scheduler must be tcp://HOST:PORT",)))
+    with ThreadPoolExecutor(2) as pool:  # two at a time: each is a Python start-up and one line
+        procs = list(pool.map(lambda args: initstudy("sweep", *args, env=store.env()), [a for a, _ in cases]))
+    for proc, (_, words) in zip(procs, cases):
         assert_refused(proc, *words)
         assert proc.returncode == 2
     assert store.runs() == []
@@ -185,6 +188,19 @@ def test_sigterm_then_resume_equals_an_uninterrupted_sweep(store, tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    # an uninterrupted sweep of the same grid, in its own experiment, meanwhile: compared at the end
+    other_store = Store(tmp_path / "ref")
+    ref = subprocess.Popen(mlflow_run_cmd("sweep", **RESUME), env=other_store.env(), cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        resume_and_compare(store, proc, err, listening, cmd, other_store, ref)
+    finally:
+        if ref.poll() is None:
+            os.killpg(ref.pid, signal.SIGKILL)
+            ref.wait()
+
+
+def resume_and_compare(store, proc, err, listening, cmd, other_store, ref):
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
     assert listening == {"127.0.0.1"}  # the LocalCluster's scheduler, workers, nannies: local only
     assert session_processes(proc.pid) == []  # the LocalCluster's processes are gone too
@@ -206,10 +222,9 @@ def test_sigterm_then_resume_equals_an_uninterrupted_sweep(store, tmp_path):
     assert len(final) == 6 and set(done) <= {r.info.run_id for r in final.values()}
     doc = json.loads(store.download(parent.info.run_id, "sweep.json").read_text())
     assert sorted(r["run_id"] for r in doc["runs"]) == sorted(r.info.run_id for r in final.values())
-    # an uninterrupted sweep of the same grid, in its own experiment: the same children, bit for bit
-    other_store = Store(tmp_path / "ref")
-    ref = mlflow_run(other_store, "sweep", **RESUME)
-    assert ref.returncode == 0, ref.stderr[-3000:]
+    # the uninterrupted sweep: the same children, bit for bit
+    _, ref_err = ref.communicate(timeout=600)
+    assert ref.returncode == 0, ref_err[-3000:]
     ref_children = {r.info.run_name: r for r in children(other_store)}
     assert sorted(ref_children) == sorted(final)
     for name, r in final.items():
