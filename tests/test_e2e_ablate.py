@@ -2,19 +2,38 @@
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
-from conftest import REPO, mlflow_run
+from conftest import REPO, Store, mlflow_run
 from initstudy.core import diagnostics, inits
 from initstudy.record import keys, provenance
 from initstudy.studies.ablate.compute import AblateConfig, train
 
 STEPS = 60
+RESNET = dict(arch="resnet", branch="fixup", depth=3, width=32, steps=20, diag_every=5)
+RUNS = {  # each test's `mlflow run . -e ablate`
+    "single": dict(init="kaiming", steps=STEPS),
+    "all": dict(steps=30),
+    "typed": dict(init="xavier", steps=5, depth=3, gain=1, lr="1e-3"),
+    "resnet": dict(init="kaiming", **RESNET),
+}
 
 
-def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
-    proc = mlflow_run(store, "ablate", init="kaiming", steps=STEPS)
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """The four runs, two at a time (each one process at one BLAS thread; 2 cores), each into its own fresh
+    store: name -> (store, the finished `mlflow run`)."""
+    stores = {name: Store(tmp_path_factory.mktemp(name)) for name in RUNS}
+    with ThreadPoolExecutor(2) as pool:
+        procs = pool.map(lambda name: mlflow_run(stores[name], "ablate", **RUNS[name]), RUNS)
+        return {name: (stores[name], proc) for name, proc in zip(RUNS, procs)}
+
+
+def test_single_init_run_records_every_step_diagnostics_and_artifacts(ran):
+    store, proc = ran["single"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = store.runs()
     rid, client = run.info.run_id, store.client
@@ -66,8 +85,8 @@ def test_single_init_run_records_every_step_diagnostics_and_artifacts(store):
     assert len(doc["inits"]["kaiming"]["loss"]) == STEPS and doc["inits"]["kaiming"]["outcome"] == "trained"
 
 
-def test_all_inits_parent_and_children_uniform_diverges(store):
-    proc = mlflow_run(store, "ablate", steps=30)
+def test_all_inits_parent_and_children_uniform_diverges(ran):
+    store, proc = ran["all"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = store.runs()
     parent = [r for r in runs if r.data.tags["initstudy.role"] == "parent"]
@@ -90,21 +109,20 @@ def test_all_inits_parent_and_children_uniform_diverges(store):
     assert store.artifact_names(parent[0].info.run_id) == ["loss_curves.png", "losses.json", "manifest.json"]
 
 
-def test_params_typed_differently_from_our_parse_are_kept(store):
+def test_params_typed_differently_from_our_parse_are_kept(ran):
     """`-P gain=1 -P lr=1e-3`: mlflow run logs "1" and "1e-3" first; recording must not clash."""
-    proc = mlflow_run(store, "ablate", init="xavier", steps=5, depth=3, gain=1, lr="1e-3")
+    store, proc = ran["typed"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = store.runs()
     assert run.data.params["gain"] == "1" and run.data.params["lr"] == "1e-3"
     assert run.data.params["weight_seed"] and run.info.status == "FINISHED"
 
 
-def test_arch_resnet_trains_a_fixup_resnet_and_lsuv_is_refused(store):
+def test_arch_resnet_trains_a_fixup_resnet_and_lsuv_is_refused(ran):
     """`mlflow run . -e ablate -P arch=resnet -P branch=fixup`: the run is core/resnet.py's network (its losses are
     ablate.train's of that config), its params say so, its per-layer keys cover input layer, blocks and readout.
     lsuv on a resnet: one line, exit 2, nothing recorded."""
-    kw = dict(arch="resnet", branch="fixup", depth=3, width=32, steps=20, diag_every=5)
-    proc = mlflow_run(store, "ablate", init="kaiming", **kw)
+    store, proc = ran["resnet"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = store.runs()
     p, m = run.data.params, run.data.metrics
@@ -112,7 +130,7 @@ def test_arch_resnet_trains_a_fixup_resnet_and_lsuv_is_refused(store):
     assert not any(k.startswith("param.") for k in p)  # the MLP's per-Linear multipliers do not apply
     with provenance.pin_blas_threads():
         provenance.warm_up_blas()
-        expected = train(AblateConfig(**kw), "kaiming")
+        expected = train(AblateConfig(**RESNET), "kaiming")
     loss = sorted(store.client.get_metric_history(run.info.run_id, keys.series("loss")), key=lambda x: x.step)
     np.testing.assert_array_equal([x.value for x in loss], expected.losses)
     assert {k.split("/")[1] for k in m if k.startswith("act_std/L")} == {"L01", "L03", "L05"}  # of 3 + 2 stages
