@@ -1,11 +1,14 @@
 """diagnose (lab 03): the makemore study's claims, measured, and the entry point end to end."""
 import json
 import math
+import os
+import signal
+import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import assert_refused, initstudy, mlflow_run
+from conftest import REPO, assert_refused, initstudy, mlflow_run_cmd
 from initstudy.core import data, nn
 from initstudy.studies.diagnose import compute as diagnose
 from initstudy.record import keys, provenance
@@ -233,8 +236,16 @@ def test_batchnorm_with_large_weights_updates_near_1e_minus_3_6(table):
 def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     # lr typed as 1e-1: logged as typed (mlflow run logged it so already), trained as 0.1
     steps, config = 300, {"norm": "batchnorm", "steps": "300", "diag_every": "25", "lr": "1e-1"}
-    proc = mlflow_run(store, "diagnose", **config)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.Popen(mlflow_run_cmd("diagnose", **config), env=store.env(), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        expected = run(words, **config, samples=20)  # the same config in-process, meanwhile: bit for bit
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
     (run_,) = store.runs()
     rid = run_.info.run_id
     assert run_.info.status == "FINISHED"
@@ -245,7 +256,6 @@ def test_mlflow_run_diagnose_records_metrics_and_artifacts(store, words):
     (dataset_input,) = run_.inputs.dataset_inputs
     assert dataset_input.dataset.digest == p["dataset_digest"]
 
-    expected = run(words, **config, samples=20)  # the same config in-process: bit for bit
     client = store.client
     loss = sorted(client.get_metric_history(rid, keys.series("loss")), key=lambda x: x.step)
     assert [x.step for x in loss] == list(range(steps))
