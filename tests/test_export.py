@@ -31,13 +31,12 @@ def lab(tmp_path_factory):
     """A store with one default walk and one short ablate (parent + child per init), exported once."""
     root = tmp_path_factory.mktemp("lab")
     store = Store(root)
-    with ThreadPoolExecutor(2) as pool:  # two `mlflow run`s at once on the store created above
-        procs = list(pool.map(lambda e: mlflow_run(store, e[0], **e[1]), [("walk", {}), ("ablate", {"steps": STEPS})]))
-    for proc in procs:
+    with ThreadPoolExecutor(2) as pool:  # two at a time on the store created above
+        procs = [pool.submit(mlflow_run, store, "walk"), pool.submit(mlflow_run, store, "ablate", steps=STEPS),
+                 # the README's ReLU check: a ReLU walk of the same shape and seed, through the command MLproject runs
+                 pool.submit(initstudy, "walk", "--activation", "relu", env=store.env())]
+    for proc in (p.result() for p in procs):
         assert proc.returncode == 0, proc.stderr[-3000:]
-    # the README's ReLU check: a ReLU walk of the same shape and seed, through the command MLproject runs
-    relu = initstudy("walk", "--activation", "relu", env=store.env())
-    assert relu.returncode == 0, relu.stderr[-3000:]
     work = root / "work"
     work.mkdir()
     proc = export_run(env=store.env(), cwd=work)
