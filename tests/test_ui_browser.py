@@ -10,6 +10,7 @@ has a `loss` chart. Skipped where Chromium is missing (`.ci/run` installs Debian
 import re
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -38,9 +39,12 @@ def ui(tmp_path_factory):
     server = ui_lib.UI(project)  # starts while the runs are made
     python = [sys.executable, "-m"]
     try:
-        ui_lib.run_command(python + ["initstudy", "walk"], project, timeout=300)
-        ui_lib.run_command(python + ["mlflow", "run", ".", "-e", "ablate", "-P", "steps=30", "--env-manager", "local"],
-                           project, timeout=300)
+        with ThreadPoolExecutor(2) as pool:  # the two commands at once, into the store made above
+            done = [pool.submit(ui_lib.run_command, cmd, project, timeout=300) for cmd in (
+                python + ["initstudy", "walk"],
+                python + ["mlflow", "run", ".", "-e", "ablate", "-P", "steps=30", "--env-manager", "local"])]
+            for d in done:
+                d.result()  # raises the failed command's stderr
         yield server.wait()
     finally:
         server.stop()
