@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -123,18 +124,21 @@ def test_close_refuses_a_live_owner_and_closes_a_gone_one(store):
     from initstudy.run import signals
 
     live = store.client.create_run(store.experiment_id, tags=signals.owner_tags()).info.run_id
-    assert_refused(initstudy("close", live, env=store.env()), "still computing", f"pid {os.getpid()}")
     gone = store.client.create_run(store.experiment_id, tags={**signals.owner_tags(), "initstudy.owner.host": "gone"})
     kids = [store.client.create_run(store.experiment_id, tags={"mlflow.parentRunId": gone.info.run_id}).info.run_id
             for _ in range(2)]
     store.client.set_terminated(kids[0], "FINISHED")
-    out = initstudy("close", gone.info.run_id, env=store.env())
+    # four commands on four different runs at once (each one's start-up is most of its cost), then the repeat
+    with ThreadPoolExecutor(4) as pool:
+        refused_live, out, bad_id, no_run = pool.map(lambda r: initstudy("close", r, env=store.env()),
+                                                     [live, gone.info.run_id, "abc", "0" * 32])
+    assert_refused(refused_live, "still computing", f"pid {os.getpid()}")
     assert out.returncode == 0 and "2 runs closed as KILLED" in out.stdout, out.stdout + out.stderr
     assert [store.client.get_run(r).info.status for r in (gone.info.run_id, *kids)] == ["KILLED", "FINISHED", "KILLED"]
     again = initstudy("close", gone.info.run_id, env=store.env())
     assert again.returncode == 0 and "nothing to close" in again.stdout
-    assert_refused(initstudy("close", "abc", env=store.env()), "32 hex digits")
-    assert_refused(initstudy("close", "0" * 32, env=store.env()), "no run")
+    assert_refused(bad_id, "32 hex digits")
+    assert_refused(no_run, "no run")
     assert store.client.get_run(live).info.status == "RUNNING"
 
 
