@@ -13,7 +13,8 @@ import re
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -119,13 +120,36 @@ def where(args) -> dict:
 def main(args):
     g = grid_mod.build(args.study, args.grid, args.fixed, args.inits, args.depths, args.seeds, args.steps)
     opts = where(args)
-    out = run(g, opts, args.tracking_uri)
-    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
-    print(f"sweep: logged run {out['run_ids']['top']}: {len(g.points)} runs ({out['kept']} kept from before), "
-          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}\n  mlflow ui: {out['link']}")
+    report("sweep", run(g, opts, args.tracking_uri), "runs", failed_noun="sweep runs")
+
+
+def run_study(kind: str, config_cls, args, record_parent, headline, parent_params=None, child_name=None):
+    """The main of a study whose whole point is a grid (phase, transfer, residual): its config from the
+    command line, its grid (study_grid) on the engine, recorded in its lab's experiment under a parent
+    named `kind` that record_parent(config, held, tracker, rid, g, rows, prov, timing) records, keeping the
+    parent's document in held["doc"]; then report's line, ending in headline(doc). parent_params(config):
+    the params the parent logs when it opens; child_name(point): a cell's run name."""
+    config = parse(config_cls, {f.name: getattr(args, f.name) for f in fields(config_cls)
+                                if getattr(args, f.name) is not None})
+    g = study_grid(kind, config)
+    opts = where(args)
+    held = {}  # the parent's document, for the headline
+    out = run(g, opts, args.tracking_uri, record_in=studies.STUDIES[kind].experiment, kind=kind,
+              record_parent=partial(record_parent, config, held),
+              parent_params=parent_params(config) if parent_params else None, child_name=child_name)
+    report(kind, out, "cells", "; " + headline(held["doc"]))
+
+
+def report(kind: str, out: dict, noun: str, headline: str = "", failed_noun: str = ""):
+    """The line a grid prints when it is done (its runs, how many failed, its wall, where, its link);
+    failed runs: JobFailed naming each (a non-zero exit)."""
+    rows = out["rows"]
+    failed = [r for r in rows if r["status"] != "FINISHED"]
+    print(f"{kind}: logged run {out['run_ids']['top']}: {len(rows)} {noun} ({out['kept']} kept from before), "
+          f"{len(failed)} failed, {out['wall_seconds']:.1f} s on {out['where']}{headline}\n  mlflow ui: {out['link']}")
     if failed:
-        raise JobFailed(f"{failed} of {len(g.points)} sweep runs failed: " + "; ".join(
-            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+        raise JobFailed(f"{len(failed)} of {len(rows)} {failed_noun or noun} failed: " + "; ".join(
+            f"{r['label']} ({r['error']})" for r in failed))
 
 
 def point_key(p) -> str:

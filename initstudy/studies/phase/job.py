@@ -2,8 +2,6 @@
 cell (sigma_w^2, depth, seed), computed on the Dask sweep engine (jobs/sweep.py), recorded in the
 lab's experiment. The parent holds phase.json (the grid), phase.png, manifest.json and the verdict:
 critical_sigma_w2, agreement, deepest_trained_depth (step = the sigma_w^2 index in the grid)."""
-from dataclasses import fields
-from functools import partial
 
 import numpy as np
 
@@ -11,8 +9,8 @@ from initstudy.core import theory
 from initstudy.record import keys, palette, results, tracking
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.phase import verdict as T
-from initstudy.core.config import parse, to_dict
-from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
+from initstudy.core.config import to_dict
+from initstudy.run.runs import common_params, summary_metrics, write_text
 from initstudy.run import sweep as sweep_job
 from initstudy.studies import STUDIES
 from initstudy.studies.phase import figures
@@ -26,28 +24,15 @@ def add_arguments(parser):
     sweep_job.add_study_arguments(parser, PhaseConfig, "phase")
 
 
-def build_grid(config: PhaseConfig):
-    return sweep_job.study_grid("phase", config)
-
-
-def main(args):
-    config = parse(PhaseConfig, {f.name: getattr(args, f.name) for f in fields(PhaseConfig)
-                                 if getattr(args, f.name) is not None})  # init: a field here, checked by validate()
-    g = build_grid(config)
-    opts = sweep_job.where(args)
-    held = {}  # the parent's phase.json, for the line printed below
-    out = sweep_job.run(g, opts, args.tracking_uri, record_in=EXPERIMENT, kind="phase",
-                        record_parent=partial(record_parent, config, held), parent_params=to_dict(config),
+def main(args):  # init: a field here, checked by validate()
+    sweep_job.run_study("phase", PhaseConfig, args, record_parent, headline, parent_params=to_dict,
                         child_name=cell_name)
-    v = held["doc"]["verdict"]
-    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
-    print(f"phase: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
-          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; agreement {_fraction(v['agreement'])} "
-          f"({len(v['disagreeing'])} cells disagree), critical sigma_w2 {v['critical_sigma_w2']:.4g}"
-          f"\n  mlflow ui: {out['link']}")
-    if failed:
-        raise JobFailed(f"{failed} of {len(g.points)} cells failed: " + "; ".join(
-            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+
+
+def headline(doc: dict) -> str:
+    v = doc["verdict"]
+    return (f"agreement {_fraction(v['agreement'])} ({len(v['disagreeing'])} cells disagree), critical sigma_w2 "
+            f"{v['critical_sigma_w2']:.4g}")
 
 
 def cell_name(point) -> str:

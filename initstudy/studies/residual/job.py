@@ -1,13 +1,11 @@
 """`residual`: the residual study (issue 26, lab 40) as a parent run with a child per cell (model, depth, seed,
 lr), computed on the Dask sweep engine (run/sweep.py), recorded in the lab's experiment. The parent holds
 residual.json (every cell, each model's best lr, the claims), residual.png and manifest.json."""
-from dataclasses import fields
-from functools import partial
 
-from initstudy.core.config import parse, to_dict
+from initstudy.core.config import to_dict
 from initstudy.record import keys, results, tracking
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
+from initstudy.run.runs import common_params, summary_metrics, write_text
 from initstudy.studies import STUDIES
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.residual import compute as residual
@@ -23,26 +21,13 @@ def add_arguments(parser):
     sweep_job.add_study_arguments(parser, ResidualConfig, "residual")
 
 
-def build_grid(config: ResidualConfig):
-    return sweep_job.study_grid("residual", config)
-
-
 def main(args):
-    config = parse(ResidualConfig, {f.name: getattr(args, f.name) for f in fields(ResidualConfig)
-                                    if getattr(args, f.name) is not None})
-    g = build_grid(config)
-    opts = sweep_job.where(args)
-    held = {}
-    out = sweep_job.run(g, opts, args.tracking_uri, record_in=EXPERIMENT, kind="residual",
-                        record_parent=partial(record_parent, config, held))
-    c = held["doc"]["claims"]
-    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
-    print(f"residual: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
-          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; train at depth {c['deepest']}: "
-          f"{', '.join(c['train_at_deepest']) or 'none'}\n  mlflow ui: {out['link']}")
-    if failed:
-        raise JobFailed(f"{failed} of {len(g.points)} cells failed: " + "; ".join(
-            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+    sweep_job.run_study("residual", ResidualConfig, args, record_parent, headline)
+
+
+def headline(doc: dict) -> str:
+    c = doc["claims"]
+    return f"train at depth {c['deepest']}: {', '.join(c['train_at_deepest']) or 'none'}"
 
 
 def child_record(config, r, prov: dict, date: str, mlflow_ids: dict) -> tuple:

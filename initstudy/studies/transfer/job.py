@@ -2,14 +2,12 @@
 (param, width, log2 lr, seed), computed on the Dask sweep engine (run/sweep.py), recorded in the lab's
 experiment. The parent holds transfer.json (every cell), transfer.png, manifest.json and the verdict:
 the optimum log2 lr per width and param, its shift in grid steps, whether wider is better."""
-from dataclasses import fields
-from functools import partial
 
 from initstudy.core import parametrization as P
-from initstudy.core.config import parse, to_dict
+from initstudy.core.config import to_dict
 from initstudy.record import keys, results, tracking
 from initstudy.run import sweep as sweep_job
-from initstudy.run.runs import JobFailed, common_params, summary_metrics, write_text
+from initstudy.run.runs import common_params, summary_metrics, write_text
 from initstudy.studies.phase import compute as phase
 from initstudy.studies.transfer import compute as T
 from initstudy.studies.transfer.compute import EXPERIMENT, TransferConfig
@@ -21,25 +19,8 @@ def add_arguments(parser):
     sweep_job.add_study_arguments(parser, TransferConfig, "transfer")
 
 
-def build_grid(config: TransferConfig):
-    return sweep_job.study_grid("transfer", config)
-
-
 def main(args):
-    config = parse(TransferConfig, {f.name: getattr(args, f.name) for f in fields(TransferConfig)
-                                    if getattr(args, f.name) is not None})
-    g = build_grid(config)
-    opts = sweep_job.where(args)
-    held = {}
-    out = sweep_job.run(g, opts, args.tracking_uri, record_in=EXPERIMENT, kind="transfer",
-                        record_parent=partial(record_parent, config, held))
-    v = held["doc"]["verdict"]
-    failed = sum(r["status"] != "FINISHED" for r in out["rows"])
-    print(f"transfer: logged run {out['run_ids']['top']}: {len(g.points)} cells ({out['kept']} kept from before), "
-          f"{failed} failed, {out['wall_seconds']:.1f} s on {out['where']}; {shifts(v)}\n  mlflow ui: {out['link']}")
-    if failed:
-        raise JobFailed(f"{failed} of {len(g.points)} cells failed: " + "; ".join(
-            f"{r['label']} ({r['error']})" for r in out["rows"] if r["status"] != "FINISHED"))
+    sweep_job.run_study("transfer", TransferConfig, args, record_parent, lambda doc: shifts(doc["verdict"]))
 
 
 def shifts(v: dict) -> str:
