@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initstudy.core.config import ConfigError
+from initstudy.core.config import ConfigError, parse
 from initstudy.record import provenance
 
 
@@ -37,6 +37,68 @@ def read_cells(path, doc_name: str) -> tuple[dict, dict]:
     if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or not doc["cells"]:
         raise ConfigError(f"{doc_path} has no 'cells'")
     return mf, doc
+
+
+def load(path, doc_name: str, config_cls) -> tuple:
+    """(manifest, the study's config parsed from it, the cells' document) of a lab folder reproduced cell by cell."""
+    from initstudy.record import manifest
+
+    mf, doc = read_cells(path, doc_name)
+    return mf, parse(config_cls, manifest.config_from_lab(mf["config"])), doc
+
+
+def choose(cells: list, spec: str, parts: tuple, doc_name: str) -> list:
+    """The cells named by spec, in the document's order: "all", or comma-separated values of the cell's
+    parts ((field, type, how it reads), e.g. ("depth", int, "depth={}")) joined by ":", the last one optional.
+    A malformed part, one that names no cell, or no cell at all: one ConfigError line."""
+    spec = str(spec or "all").strip()
+    if spec == "all":
+        return cells
+    form = ":".join(f.upper() for f, _, _ in parts[:-1]) + f"[:{parts[-1][0].upper()}]"
+    picked = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        bits = part.split(":")
+        try:
+            if len(bits) not in (len(parts) - 1, len(parts)):
+                raise ValueError
+            want = [(f, kind(b), says) for (f, kind, says), b in zip(parts, bits)]
+        except ValueError:
+            raise ConfigError(f"cells must be 'all' or {form},...; got {part!r}") from None
+        match = [c for c in cells if all(c[f] == v for f, v, _ in want)]
+        if not match:
+            raise ConfigError(f"cells: no cell {', '.join(says.format(v) for _, v, says in want)} in {doc_name}")
+        picked += [c for c in match if c not in picked]
+    if not picked:
+        raise ConfigError(f"cells lists no cell; got {spec!r}")
+    return picked
+
+
+def differences(recorded: dict, now: dict, tol: float | None, compared: tuple) -> tuple[list, list]:
+    """(lines beyond the tolerance, lines within it) for one cell: its values of the keys compared."""
+    bad, near = [], []
+    for k in compared:
+        a, b = recorded.get(k), now.get(k)
+        if a == b:
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        rel = abs(a - b) / max(abs(a), abs(b)) if numeric and math.isfinite(a - b) else math.inf
+        line = f"{recorded['label']}: {k} recorded {a!r}, now {b!r}" + (f" (rel diff {rel:.3g})" if numeric else "")
+        within = tol is not None and (rel <= tol or k == "loss_sha256")  # the digest: judged by the numbers beside it
+        (near if within else bad).append(line)
+    return bad, near
+
+
+def recompute(cells: list, again, compared: tuple, tol) -> tuple[list, list]:
+    """Each cell computed again (again(cell) -> its row now), BLAS pinned to one thread as on the run's
+    workers, and compared with its recorded row: (lines beyond the tolerance, lines within it)."""
+    bad, near = [], []
+    with provenance.pin_blas_threads():
+        provenance.warm_up_blas()
+        for c in cells:
+            b, n = differences(c, again(c), tol, compared)
+            bad += b
+            near += n
+    return bad, near
 
 
 def diff(recorded: np.ndarray, now: np.ndarray) -> tuple[bool, float, float, str]:

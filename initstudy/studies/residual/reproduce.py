@@ -8,8 +8,6 @@ its sha256. `--cells` picks cells by label ("all", the default, costs what the s
 
 from initstudy.core.config import ConfigError
 from initstudy.publish import check
-from initstudy.record import provenance
-from initstudy.studies.phase.reproduce import differences
 from initstudy.studies.residual import compute as residual
 from initstudy.studies.residual.record import sweep_row
 
@@ -53,19 +51,13 @@ def prepare(path, spec: str = "all") -> dict:
 def run(path, tol: float | None, spec: str = "all") -> int:
     mf, doc = load(path)
     cells = choose(doc["cells"], spec)
-    configs = [(c, cell_config(doc, c)) for c in cells]
-    wrong = [f"weights/{c['label']}" for c, cfg in configs
-             if mf["seeds"].get(f"weights/{c['label']}") != cfg.weight_seed(doc["config"]["init"])]
+    init = doc["config"]["init"]
+    configs = {c["label"]: cell_config(doc, c) for c in cells}
+    wrong = [f"weights/{label}" for label, cfg in configs.items()
+             if mf["seeds"].get(f"weights/{label}") != cfg.weight_seed(init)]
     if wrong:
         raise ConfigError(f"manifest seeds {', '.join(wrong)} do not match those derived from the cells' seeds")
-    bad, near = [], []
-    with provenance.pin_blas_threads():
-        provenance.warm_up_blas()
-        for c, cfg in configs:
-            r = residual.train_cell(cfg, doc["config"]["init"])
-            b, n = differences(c, sweep_row(r), tol, COMPARED)
-            bad += b
-            near += n
+    bad, near = check.recompute(cells, lambda c: sweep_row(residual.train_cell(configs[c["label"]], init)), COMPARED, tol)
     n = len(cells)
     what = f"{n} cell{'s' * (n != 1)} of {len(doc['cells'])} ({n * len(COMPARED)} values, loss series by sha256)"
     check.report(mf, path, what, f"{len(bad)} values differ in {what}", bad, near, tol)
