@@ -51,6 +51,20 @@ def one_of(name: str, value, allowed):
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
+def apply_preset(config, presets: dict):
+    """A frozen config's __post_init__: the fields its preset (config.preset, a key of presets) sets, where
+    they are left at their defaults (a value given on the command line wins)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for k, v in presets.get(config.preset, {}).items():
+        if getattr(config, k) == defaults[k]:
+            object.__setattr__(config, k, v)
+
+
+def check_preset(preset: str, presets: dict):
+    if preset and preset not in presets:
+        raise ConfigError(f"preset must be one of {', '.join(presets)} (or empty); got {preset!r}")
+
+
 def parse(cls, raw: dict):
     """Build the dataclass `cls` from strings (or values); unknown keys are an error."""
     fields = {f.name: f for f in dataclasses.fields(cls)}

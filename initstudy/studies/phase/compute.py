@@ -24,7 +24,7 @@ import numpy as np
 
 from initstudy.core import cell, data, fastmlp, inits, nn, seeds, theory
 
-from initstudy.core.config import ConfigError, at_least, one_of, positive
+from initstudy.core.config import ConfigError, apply_preset, at_least, check_preset, one_of, positive
 
 DTYPES = ("float32", "float64")
 INPUT_SCALING = "per-feature standardization with the training set's mean and std (train and test)"
@@ -216,14 +216,10 @@ class PhaseConfig(CellTraining):
     init: str = "xavier"  # N(0, 1/n) unit draws, scaled to n Var(W) = sigma_w^2
 
     def __post_init__(self):
-        defaults = {f: getattr(PhaseConfig, f) for f in ("sigma_w2s", "depths", "width", "steps", "lr")}
-        for k, v in PRESETS.get(self.preset, {}).items():
-            if getattr(self, k) == defaults[k]:
-                object.__setattr__(self, k, v)
+        apply_preset(self, PRESETS)
 
     def validate(self):
-        if self.preset and self.preset not in PRESETS:
-            raise ConfigError(f"preset must be one of {', '.join(PRESETS)} (or empty); got {self.preset!r}")
+        check_preset(self.preset, PRESETS)
         sw = parse_grid("sigma_w2s", self.sigma_w2s, float)
         if sw[0] <= 0:
             raise ConfigError(f"sigma_w2s must be > 0; got {sw[0]!r} in {self.sigma_w2s!r}")

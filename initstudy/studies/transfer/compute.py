@@ -23,7 +23,7 @@ from initstudy.core import cell, data, seeds
 from initstudy.core import parametrization as P
 from initstudy.studies.ablate import compute as ablate
 from initstudy.studies.phase import compute as phase
-from initstudy.core.config import ConfigError, at_least, one_of
+from initstudy.core.config import ConfigError, apply_preset, at_least, check_preset, one_of
 from initstudy.studies.phase.compute import parse_grid
 
 EXPERIMENT = "30-width-transfer"  # the registry's (studies/__init__.py); named here for the documents
@@ -131,14 +131,10 @@ class TransferConfig(TransferTraining):
     init: str = "lecun_normal"  # N(0, 1/fan_in): Table 3's init Var
 
     def __post_init__(self):
-        defaults = {f.name: f.default for f in fields(TransferConfig)}
-        for k, v in PRESETS.get(self.preset, {}).items():
-            if getattr(self, k) == defaults[k]:
-                object.__setattr__(self, k, v)
+        apply_preset(self, PRESETS)
 
     def validate(self):
-        if self.preset and self.preset not in PRESETS:
-            raise ConfigError(f"preset must be one of {', '.join(PRESETS)} (or empty); got {self.preset!r}")
+        check_preset(self.preset, PRESETS)
         g = self.grid()
         for p in g["param"]:
             one_of("param", p, P.PARAMS)
