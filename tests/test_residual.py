@@ -198,10 +198,10 @@ def test_registry_export_writes_the_committed_folder(tmp_path):
     assert studies.with_lab()["40-residual"].name == "residual" and lab.runs == "parent"
     doc = json.loads((FOLDER / "residual.json").read_text())
     mf = export.public_store(manifest.read(FOLDER / "manifest.json"))
-    lab.draw(doc, tmp_path / lab.plot)
+    studies.load(lab.draw)(doc, tmp_path / lab.plot)
     files = {lab.results: results.dumps(doc), "manifest.json": manifest.dumps(mf),
              "README.md": readme.render("residual", doc, mf),
-             lab.script: lab.script_text.format(doc=lab.script_doc, results=lab.results, script=lab.script)}
+             lab.script: export.script(lab)}
     for name, text in files.items():
         assert text.encode() == (FOLDER / name).read_bytes(), name
     assert (tmp_path / lab.plot).read_bytes() == (FOLDER / "residual.png").read_bytes()

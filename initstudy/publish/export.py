@@ -34,12 +34,13 @@ def whole(experiment: str) -> bool:
     """One run (or one parent) is the whole study: the folder is that run's."""
     return lab(experiment).runs in ("run", "parent")
 
-SCRIPT = '''"""Re-run {doc} from the manifest.json beside this file and compare every series with
+SCRIPT_DOC = '''Re-run {doc} from the manifest.json beside this file and compare every series with
 {results} bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
 
     python {script}                   # this machine: bit for bit
     python {script} --tolerance 1e-6  # another machine: relative tolerance, lists what differs
-"""
+'''
+SCRIPT = '''"""{doc}"""
 import sys
 from pathlib import Path
 
@@ -48,6 +49,12 @@ from initstudy.publish import reproduce
 if __name__ == "__main__":
     sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
 '''
+
+
+def script(lab_) -> str:
+    """The folder's script: its docstring (the Lab's usage, else SCRIPT_DOC) over the one body every lab's shares."""
+    doc = (lab_.usage or SCRIPT_DOC).format(doc=lab_.script_doc, results=lab_.results, script=lab_.script)
+    return SCRIPT.format(doc=doc, script=lab_.script)
 
 
 def add_arguments(parser):
@@ -349,11 +356,10 @@ def build_folder(tracker, s: RunSet, tmp: Path) -> dict:
         extra = (read_doc(tracker, other, lab_.results, tmp), sets_ids([other], s.experiment)) if other else ()
     with tempfile.TemporaryDirectory() as d:
         png = Path(d) / lab_.plot
-        lab_.draw(doc, png)
+        studies.load(lab_.draw)(doc, png)
         image = png.read_bytes()
     return {
-        lab_.script: (lab_.script_text or SCRIPT).format(doc=lab_.script_doc, results=lab_.results,
-                                                          script=lab_.script).encode(),
+        lab_.script: script(lab_).encode(),
         lab_.results: results.dumps(doc).encode(),
         lab_.plot: image,
         "manifest.json": manifest.dumps(mf).encode(),

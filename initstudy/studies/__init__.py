@@ -41,7 +41,7 @@ class Lab:
     results: str  # the results document's file name
     block: str  # the key a results document must have (its main block)
     plot: str  # the figure's file name, re-drawn from the document: draw(doc, path)
-    draw: object
+    draw: object  # the function, or its "package.module:attr" (loaded when export draws)
     script: str  # the folder's script (re-runs the manifest, compares); script_doc: what it re-runs
     script_doc: str
     config: object = None  # the config class the manifest's config parses into
@@ -51,7 +51,7 @@ class Lab:
     align: object = None  # (recorded doc, recomputed doc) -> (doc, series, note): a document from before a block
     dataset: object = None  # config -> the dataset, checked against the manifest's data block where it has one
     check: object = None  # module: a study's own reproduce (prepare(path, spec) -> manifest, run(path, tol, spec))
-    script_text: str = ""  # the script's text, where not the shared one (publish/export.py: SCRIPT)
+    usage: str = ""  # the script's docstring, where not the shared one (publish/export.py: SCRIPT_DOC)
     prefer: object = None  # export: params -> True for the complete set to prefer (walk: the linear one)
     companion: object = None  # export: (params, other params) -> True for a set the README quotes beside
 

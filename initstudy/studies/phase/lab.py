@@ -2,20 +2,12 @@
 are cells); phase.png re-drawn from phase.json; reproduce re-trains chosen cells (reproduce.py)."""
 from initstudy.studies import Lab
 
-SCRIPT = '''"""Re-train the cells of the trainability study from the manifest.json beside this file and compare
+USAGE = '''Re-train the cells of the trainability study from the manifest.json beside this file and compare
 each cell's numbers in phase.json bit for bit (exit 0 if identical). Made by `python scripts/export_run.py`.
 
     python {script}                        # every cell: costs what the study cost
     python {script} --cells 1.75:10,4:10   # chosen cells, SIGMA_W2:DEPTH[:SEED]
     python {script} --tolerance 1e-6       # another machine: relative tolerance, lists what differs
-"""
-import sys
-from pathlib import Path
-
-from initstudy.publish import reproduce
-
-if __name__ == "__main__":
-    sys.exit(reproduce.cli([str(Path(__file__).with_name("manifest.json")), *sys.argv[1:]], prog="{script}"))
 '''
 
 
@@ -27,4 +19,4 @@ def draw(doc: dict, path):
 
 
 LAB = Lab("parent", "phase.json", "cells", "phase.png", draw, "trainability.py", "the trainability phase diagram",
-          check="initstudy.studies.phase.reproduce", script_text=SCRIPT)
+          check="initstudy.studies.phase.reproduce", usage=USAGE)
