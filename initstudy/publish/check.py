@@ -1,7 +1,8 @@
 """What every reproduce check shares (publish/reproduce.py's and each study's own, e.g.
 studies/phase/reproduce.py): the results document read with one clear line on failure, the verdict's
 lines, how two series compare (bit for bit, NaN equal to NaN), and how this machine differs from the
-recorded one. Imports no study: a study's check can use it.
+recorded one; for a study checked cell by cell, the cells `--cells` names and each one computed again and
+compared. Imports no study: a study's check can use it.
 """
 import json
 import math
