@@ -62,6 +62,15 @@ def test_mlp_has_as_many_weight_layers():
 
 
 @pytest.mark.fast
+def test_the_done_line_when_no_cell_finished():
+    """No cell finished: the done line says so, and the command goes on to name the failed cells (JobFailed)."""
+    from initstudy.studies.residual import job
+
+    doc = {"claims": residual.claims([cell("zero", 10, 0, 0.01, 0.9)], [10])}
+    assert job.headline(doc) == "train at depth 10: zero" and job.headline({"claims": None}) == "no cell finished"
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("field,value,words", [("models", "none,resnet", "models"), ("depths", "0,10", "depth"),
                                                ("lrs", "0.01,0.01", "distinct"), ("init", "lsuv", "lsuv")])
 def test_refused_in_process(field, value, words):

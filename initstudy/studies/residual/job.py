@@ -27,6 +27,8 @@ def main(args):
 
 def headline(doc: dict) -> str:
     c = doc["claims"]
+    if c is None:  # no cell finished: said here, then the failed cells are named (JobFailed)
+        return "no cell finished"
     return f"train at depth {c['deepest']}: {', '.join(c['train_at_deepest']) or 'none'}"
 
 
