@@ -207,6 +207,25 @@ def test_figures_are_drawn_on_a_worker_that_started_like_every_engine_worker():
     assert gone(worker_pid)  # the worker ended with the block
 
 
+def test_a_one_init_run_draws_its_figures_on_a_spare_worker_warmed_while_it_trains():
+    """figures=True with a core left: one worker more, which loads matplotlib while the init trains
+    (warm_figures), and draw() runs there; with as many inits as cores there is no spare worker."""
+    if engine.workers_for(2) < 2:
+        pytest.skip("one core: no spare worker")
+    config = AblateConfig(steps=400, depth=4, width=32, input_dim=16)
+    ds = ablate.dataset(config)
+    with Trainings(config, ds, ["kaiming"], figures=True) as t:
+        assert t.spare and len(t.engine.client.nthreads()) == 2
+        warm = t.warm_figures()
+        address = warm.result(timeout=120)
+        assert t.draw(engine.worker_address).result(timeout=120) == address
+        assert t.draw(lambda: "matplotlib.pyplot" in sys.modules).result(timeout=120)
+        t.results()
+    with Trainings(config, ds, ["xavier", "kaiming"], workers=2, figures=True) as t:
+        assert not t.spare and t.warm_figures() is None
+        t.results()
+
+
 def gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

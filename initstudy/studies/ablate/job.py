@@ -185,7 +185,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
     cfg = to_dict(config)
     ds = ablate_mod.dataset(config)
     bar = progress.bar(config.steps * len(names), "ablate", "steps", delay=progress.DELAY)  # counts from now
-    trainings = Trainings(config, ds, names)  # the inits train while MLflow loads
+    trainings = Trainings(config, ds, names, figures=True)  # the inits train while MLflow loads
     from initstudy.record import plots  # matplotlib: ~0.4 s, so after the workers have started
     from initstudy.studies.ablate import figures
     with trainings, provenance.pin_blas_threads(), run_set(
@@ -196,6 +196,7 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
         plots.warm_up()  # the loss curves are drawn here after the last step: not this process's first figure
         for rid in dict.fromkeys(ids.values()):
             digest = tracker.log_dataset(rid, data.label(config.data, config.data_seed), ds.x_train, ds.y_train)
+        trainings.warm_figures()
         prov, date, mlflow_ids = provenance.collect(), today(), mlflow_block(tracker, ids)
         data_block = data.identity(config.data, config.data_seed, config.shape(), ds)
         on_diag, flush = _stream(tracker, ids, shown_layers(config.stages))
@@ -228,7 +229,8 @@ def run(config, init: str = "all", tracking_uri: str | None = None) -> dict:
                 metrics, tags = finding_metrics(group), {}
                 artifacts = {"losses.json": write_text(results.dumps(ablate_json(cfg, group))),
                              "manifest.json": write_text(manifest.dumps(mf))}
-            artifacts["loss_curves.png"] = lambda path, g=group: figures.loss_curves(g, path, title=title)
+            # the loss curves are drawn here first, while a worker draws the diagnostics
+            artifacts = {"loss_curves.png": lambda path, g=group: figures.loss_curves(g, path, title=title), **artifacts}
             record(tracker, rid, params, metrics, artifacts, tags)
         link = finish(tracker, ids, descriptions)
     return {"run_ids": ids, "results": out, "link": link}
