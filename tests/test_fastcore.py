@@ -138,6 +138,27 @@ def test_parallel_inits_are_bit_identical_to_sequential(start, monkeypatch):
         assert steps == list(range(len(steps))) and len(steps) == np.sum(~np.isnan(seq.losses))
 
 
+def _sleep_then_say_where(seconds, send):
+    send(["slept", seconds])
+    time.sleep(seconds)
+    return engine.worker_address()
+
+
+def test_a_stream_hands_its_next_task_to_the_worker_that_freed_up():
+    """Engine.stream submits as many tasks as there are threads and the next one as one finishes: the
+    third of (short, long, short) on 2 workers runs on the short one's worker, never queued behind the
+    long one; each task's message arrives."""
+    with engine.Engine(2) as e:
+        stream = e.stream(_sleep_then_say_where, [(0.2,), (3.0,), (0.2,)])
+        assert stream.futures[2] is None  # not submitted: both workers are busy
+        while not stream.done():
+            stream.refill()
+            time.sleep(0.02)
+        where = [f.result() for f in stream.futures]
+        assert where[2] == where[0] != where[1]
+        assert sorted(stream.inbox.get(timeout=10)[1] for _ in range(3)) == [0.2, 0.2, 3.0]
+
+
 def test_engine_workers_are_forked_on_linux_only():
     """A forked LocalCluster worker is ready in ~0.45 s against ~3.7 spawned (run/engine.FORK): it holds
     what its parent imported before the cluster started; off Linux it is spawned and does not."""

@@ -5,7 +5,7 @@ that imports Dask.
     with Engine(scheduler="tls://host:8786", security=...): # a cluster started with `dask scheduler/worker`
         for i, result, error in engine.map(fn, [args, ...]): ...   # in completion order (as_completed)
 
-        futures, inbox = engine.stream(fn, [args, ...])         # fn(*args, send): messages while it computes
+        stream = engine.stream(fn, [args, ...])    # fn(*args, send): stream.inbox gets its messages as it computes
 
 Workers get a function and plain arguments and return plain results; every worker starts the same
 way (start_worker: BLAS pinned to one thread, warmed up) before computing, so a task gives the bits
@@ -97,6 +97,34 @@ def _streamed(fn, topic, *args):
 
     worker = get_worker()
     return fn(*args, lambda msg: worker.log_event(topic, msg))
+
+
+class Stream:
+    """Engine.stream's tasks. Submitted as threads free up, as map() does: submitted all at once, the
+    scheduler placed a third training on a busy worker, behind a long one, while the worker of a short
+    (diverged) one sat idle, and did not steal it back (P4 in bench.py: 0.60-0.76 of the sequential
+    wall, against the 0.52 of a pool that handed out tasks as workers freed up)."""
+
+    def __init__(self, engine, fn, tasks: list):
+        self.engine, self.fn, self.tasks = engine, fn, list(tasks)
+        self.topic, self.inbox = f"initstudy-stream-{uuid.uuid4().hex[:8]}", queue.Queue()
+        engine.client.subscribe_topic(self.topic, lambda event: self.inbox.put(event[1]))  # before the tasks
+        self.futures = [None] * len(self.tasks)  # a Future once submitted
+        self.slots = engine.threads()
+        self.refill()
+
+    def refill(self):
+        """Submit waiting tasks while fewer than the cluster's threads are running."""
+        running = sum(f is not None and not f.done() for f in self.futures)
+        for i, f in enumerate(self.futures):
+            if f is None and running < self.slots:
+                self.futures[i] = self.engine.client.submit(
+                    _streamed, self.fn, self.topic, *self.tasks[i], pure=False,
+                    key=f"{getattr(self.fn, '__name__', 'task')}-{self.topic}-{i}")
+                running += 1
+
+    def done(self) -> bool:
+        return all(f is not None and f.done() for f in self.futures)
 
 
 def worker_address() -> str:
@@ -252,15 +280,11 @@ class Engine:
         ac = as_completed([submit() for _ in range(min(self.threads(), len(todo)))], loop=self.client.loop)
         return self._arrivals(ac, submit, todo, index, pending)
 
-    def stream(self, fn, tasks: list) -> tuple:
-        """Submit fn(*args, send) for each args now, all at once; (futures in the order of tasks, inbox):
+    def stream(self, fn, tasks: list) -> "Stream":
+        """fn(*args, send) for each args, at most threads() at a time (Stream.refill submits the rest);
         every msg a task passes to send(msg) (msgpack-able: lists, dicts, numbers, strings) arrives on
-        the queue.Queue inbox, in the order that task sent them, before its future is done."""
-        topic, inbox = f"initstudy-stream-{uuid.uuid4().hex[:8]}", queue.Queue()
-        self.client.subscribe_topic(topic, lambda event: inbox.put(event[1]))  # before the tasks: none missed
-        futures = [self.client.submit(_streamed, fn, topic, *args, key=f"{getattr(fn, '__name__', 'task')}-{topic}-{i}",
-                                      pure=False) for i, args in enumerate(tasks)]
-        return futures, inbox
+        the Stream's queue.Queue inbox, in the order that task sent them, before its future is done."""
+        return Stream(self, fn, tasks)
 
     def submit(self, fn, *args, near: str | None = None):
         """fn(*args) on a worker, now: a future (its .result() waits). near: a worker's address

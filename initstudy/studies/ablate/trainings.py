@@ -61,12 +61,17 @@ class Trainings:
         self.spare = n > len(self.names)  # a worker no training needs
         self._figures = None  # future of _warm_figures: the warm worker's address
         try:
-            futures, self.inbox = self.engine.stream(train, [(config, n, ds) for n in self.names])
+            self.stream = self.engine.stream(train, [(config, n, ds) for n in self.names])
         except BaseException:
             self.engine.close()
             raise
-        self.pending = dict(zip(self.names, futures))
+        self.inbox = self.stream.inbox
         self._receiving = None  # (callbacks, seen) once results() runs
+
+    @property
+    def pending(self) -> dict:
+        """{init: its Future}, of the inits submitted so far (at most one per worker at a time)."""
+        return {n: f for n, f in zip(self.names, self.stream.futures) if f is not None}
 
     def __enter__(self):
         return self
@@ -101,7 +106,7 @@ class Trainings:
         its last step (~0.5 s measured on a one-init run's critical path). Called once the parent's own
         start (MLflow's import) is done: three busy processes on 2 cores slow the training. The future of
         the warm worker's address, or None (no spare worker, or nothing left to train)."""
-        if self.spare and self._figures is None and not all(f.done() for f in self.pending.values()):
+        if self.spare and self._figures is None and not self.stream.done():
             self._figures = self.engine.submit(_warm_figures)
         return self._figures
 
@@ -123,11 +128,13 @@ class Trainings:
         out = {}
         while len(out) < len(self.names):
             self._drain(callbacks, seen, 0.02)
-            for n, f in self.pending.items():  # before idle(): on_result may start a figure, idle() logs
-                if n not in out and f.done():
-                    out[n] = f.result()
-                    if on_result is not None:
-                        on_result(n, out[n])
+            done = [n for n, f in self.pending.items() if n not in out and f.done()]
+            for n in done:
+                out[n] = self.pending[n].result()
+            self.stream.refill()  # the next init takes the freed worker before any figure does
+            for n in done:  # before idle(): on_result may start a figure, idle() logs
+                if on_result is not None:
+                    on_result(n, out[n])
             if idle is not None:
                 idle()
         last = {}
