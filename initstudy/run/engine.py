@@ -100,10 +100,9 @@ def _streamed(fn, topic, *args):
 
 
 class Stream:
-    """Engine.stream's tasks. Submitted as threads free up, as map() does: submitted all at once, the
-    scheduler placed a third training on a busy worker, behind a long one, while the worker of a short
-    (diverged) one sat idle, and did not steal it back (P4 in bench.py: 0.60-0.76 of the sequential
-    wall, against the 0.52 of a pool that handed out tasks as workers freed up)."""
+    """Engine.stream's tasks, submitted as threads free up, as map() does. Submitted all at once (3
+    tasks of 0.2, 3 and 0.2 s on 2 workers, 6 rounds), the third was once placed behind the long one
+    and started 1.5 s late, when the scheduler stole it back; handed out this way it starts at once."""
 
     def __init__(self, engine, fn, tasks: list):
         self.engine, self.fn, self.tasks = engine, fn, list(tasks)
