@@ -273,12 +273,17 @@ def add_common_arguments(parser, config_cls, init: bool = True):
         parser.add_argument(*flags, dest=f.name, default=None, metavar="VALUE", help=f"default {f.default!r}")
 
 
+def parsed_config(config_cls, args):
+    """config_cls from the command line's values (an option left out keeps the field's default)."""
+    return parse(config_cls, {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)
+                              if getattr(args, f.name) is not None})
+
+
 def config_from_args(config_cls, args):
     """The validated config; init is checked here too, so nothing starts on bad input."""
     if hasattr(args, "init"):
         init_names(args.init)
-    raw = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if getattr(args, f.name) is not None}
-    config = parse(config_cls, raw)
+    config = parsed_config(config_cls, args)
     budget.check(config)  # a size the machine cannot hold: one line, no run opened
     return config
 

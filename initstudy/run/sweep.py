@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -25,8 +25,8 @@ from initstudy.record import manifest, plots, progress, provenance, results, tra
 from initstudy.run import close, signals
 from initstudy import studies
 from initstudy.core.config import ConfigError, parse, to_dict
-from initstudy.run.runs import (JobFailed, _on_sigterm, add_common_arguments, common_params, provenance_params, record,
-                                run_set, today, write_text)
+from initstudy.run.runs import (JobFailed, _on_sigterm, add_common_arguments, common_params, parsed_config,
+                                provenance_params, record, run_set, today, write_text)
 
 HELP = "a grid of runs of one study over any of its parameters, on Dask (this machine's cores or a cluster)"
 MAX_WORKERS = 64
@@ -129,8 +129,7 @@ def run_study(kind: str, config_cls, args, record_parent, headline, parent_param
     named `kind` that record_parent(config, held, tracker, rid, g, rows, prov, timing) records, keeping the
     parent's document in held["doc"]; then report's line, ending in headline(doc). parent_params(config):
     the params the parent logs when it opens; child_name(point): a cell's run name."""
-    config = parse(config_cls, {f.name: getattr(args, f.name) for f in fields(config_cls)
-                                if getattr(args, f.name) is not None})
+    config = parsed_config(config_cls, args)
     g = study_grid(kind, config)
     opts = where(args)
     held = {}  # the parent's document, for the headline

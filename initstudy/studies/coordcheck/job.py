@@ -3,11 +3,9 @@
 import csv
 import io
 
-from dataclasses import fields
-
-from initstudy.core.config import parse, to_dict
+from initstudy.core.config import to_dict
 from initstudy.record import manifest, provenance, results, tracking
-from initstudy.run.runs import (add_common_arguments, common_params, finish, mlflow_block, record,
+from initstudy.run.runs import (add_common_arguments, common_params, finish, mlflow_block, parsed_config, record,
                                 run_set, today, write_text)
 from initstudy.studies.coordcheck import compute as C
 from initstudy.studies.coordcheck.compute import EXPERIMENT, CoordConfig
@@ -22,8 +20,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    config = parse(CoordConfig, {f.name: getattr(args, f.name) for f in fields(CoordConfig)
-                                 if getattr(args, f.name) is not None})  # init: a field here, checked by validate()
+    config = parsed_config(CoordConfig, args)  # init: a field here, checked by validate()
     out = run(config, args.tracking_uri)
     v = out["doc"]["verdict"]
     print(f"coordcheck: logged run {out['run_ids']['top']}: {v['claims_held']} of {v['claims']} theory claims hold"
