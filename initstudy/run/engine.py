@@ -99,6 +99,11 @@ def _streamed(fn, topic, *args):
     return fn(*args, lambda msg: worker.log_event(topic, msg))
 
 
+def _key(fn, run: str, i: int) -> str:
+    """Task i's key in one map or stream (the dashboard shows the function's name)."""
+    return f"{getattr(fn, '__name__', 'task')}-{run}-{i}"
+
+
 class Stream:
     """Engine.stream's tasks, submitted as threads free up, as map() does. Submitted all at once (3
     tasks of 0.2, 3 and 0.2 s on 2 workers, 6 rounds), the third was once placed behind the long one
@@ -119,7 +124,7 @@ class Stream:
             if f is None and running < self.slots:
                 self.futures[i] = self.engine.client.submit(
                     _streamed, self.fn, self.topic, *self.tasks[i], pure=False,
-                    key=f"{getattr(self.fn, '__name__', 'task')}-{self.topic}-{i}")
+                    key=_key(self.fn, self.topic, i))
                 running += 1
 
     def done(self) -> bool:
@@ -271,7 +276,7 @@ class Engine:
 
         def submit():
             i, args = todo.pop(0)
-            f = self.client.submit(fn, *args, key=f"{getattr(fn, '__name__', 'task')}-{run}-{i}", pure=False)
+            f = self.client.submit(fn, *args, key=_key(fn, run, i), pure=False)
             index[f.key] = i
             pending.add(f)
             return f

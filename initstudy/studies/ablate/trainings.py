@@ -65,7 +65,6 @@ class Trainings:
         except BaseException:
             self.engine.close()
             raise
-        self.inbox = self.stream.inbox
         self._receiving = None  # (callbacks, seen) once results() runs
 
     @property
@@ -84,7 +83,7 @@ class Trainings:
         # (measured: a 100-step gap in a run flushed after Ctrl-C), so it waits for the chunk
         with signals.held():
             try:
-                init, kind, chunk = self.inbox.get(timeout=timeout)
+                init, kind, chunk = self.stream.inbox.get(timeout=timeout)
             except queue.Empty:
                 return
             f = callbacks[kind].get(init)
@@ -98,7 +97,7 @@ class Trainings:
         """Pass on what the workers have already sent, without waiting (before an interrupted run's flush)."""
         if self._receiving is None:
             return
-        while not self.inbox.empty():
+        while not self.stream.inbox.empty():
             self._drain(*self._receiving, 0.01)
 
     def warm_figures(self):
@@ -128,9 +127,10 @@ class Trainings:
         out = {}
         while len(out) < len(self.names):
             self._drain(callbacks, seen, 0.02)
-            done = [n for n, f in self.pending.items() if n not in out and f.done()]
+            pending = self.pending
+            done = [n for n, f in pending.items() if n not in out and f.done()]
             for n in done:
-                out[n] = self.pending[n].result()
+                out[n] = pending[n].result()
             self.stream.refill()  # the next init takes the freed worker before any figure does
             for n in done:  # before idle(): on_result may start a figure, idle() logs
                 if on_result is not None:
