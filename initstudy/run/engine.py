@@ -30,6 +30,9 @@ import sys
 import time
 import uuid
 
+# Dask's loggers are off, not at CRITICAL: the scheduler logs a traceback at CRITICAL when it writes to a
+# client that is closing (seen once in CI: a run ending on a lost tracking server printed one).
+SILENT = logging.CRITICAL + 1
 ALLOWED_FAILURES = 2  # a task whose worker dies is tried 1 + 2 times, then fails (distributed's KilledWorker)
 CONNECT_TIMEOUT = 10  # s to reach a scheduler: the command says so within 15 s
 WORKER_TIMEOUT = 30  # s for a running scheduler to have at least one worker
@@ -201,7 +204,7 @@ class Engine:
         self._cfg = _config()
         self._cfg.__enter__()
         for name in ("distributed", "distributed.client"):  # a failure is ours to report, in one line
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+            logging.getLogger(name).setLevel(SILENT)
         try:
             if self.scheduler:
                 try:
@@ -227,7 +230,7 @@ class Engine:
                         self.cluster = LocalCluster(
                             n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address="127.0.0.1:0",  # the HTTP server (and dashboard, with bokeh) local too
-                            silence_logs=logging.CRITICAL)  # their shutdown chatter on SIGTERM is not ours to show
+                            silence_logs=SILENT)  # their shutdown chatter on SIGTERM is not ours to show
                 finally:
                     signal.signal(signal.SIGINT, old)
                 self.client = Client(self.cluster, set_as_default=False)
